@@ -1,0 +1,75 @@
+"""Shared measuring tools for the benchmarks: machine facts, matmul peak, compile/steady timing."""
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def machine_info() -> dict:
+    device = jax.devices()[0]
+    return {
+        "platform": device.platform,
+        "device_kind": device.device_kind,
+        "device_count": jax.device_count(),
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "jax_version": jax.__version__,
+    }
+
+
+def matmul_peak_flops(size: int = 2048, repeats: int = 10) -> float:
+    """Measured float32 matmul throughput (FLOP/s) of the default device: the efficiency yardstick."""
+    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
+    matmul = jax.jit(lambda m: m @ m)
+    matmul(a).block_until_ready()
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        matmul(a).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def compiled_flops(compiled) -> float | None:
+    """XLA's own FLOP count of a compiled program (None where the backend gives none)."""
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, (list, tuple)):
+        analysis = analysis[0] if analysis else None
+    return float(analysis["flops"]) if analysis and "flops" in analysis else None
+
+
+def time_jitted(fn, args, *, steps: int, carry_first: bool = False) -> dict:
+    """Compile time and steady-state seconds per call of ``jax.jit``-ed ``fn``.
+
+    With ``carry_first`` the first output replaces the first argument each call (a train step's
+    state), so donated buffers are never reused.
+    """
+    start = time.perf_counter()
+    compiled = fn.lower(*args).compile()
+    compile_seconds = time.perf_counter() - start
+    flops = compiled_flops(compiled)
+
+    def call(current):
+        out = compiled(*current)
+        return ((out[0],) + tuple(current[1:])) if carry_first else current, out
+
+    current, out = call(args)  # warm-up
+    jax.block_until_ready(out)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        current, out = call(current)
+        jax.block_until_ready(out)
+        times.append(time.perf_counter() - start)
+    return {
+        "compile_seconds": compile_seconds,
+        "steady_seconds_median": float(np.median(times)),
+        "steady_seconds_min": float(np.min(times)),
+        "steps_timed": steps,
+        "xla_flops": flops,
+    }

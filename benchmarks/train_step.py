@@ -1,0 +1,142 @@
+"""Time per train step: standard vs DEEP GFA, one seed vs several vmapped; prints JSON.
+
+    .venv/bin/python benchmarks/train_step.py --model paper_cnn --batch 256 --seeds 5 [--torch]
+
+Compile time and steady-state time are reported separately. Efficiency is XLA's own FLOP count of
+the compiled step over its steady time, against the measured float32 matmul peak of the device.
+With ``--torch`` (needs ``pip install torch``) the same model and DEEP loss, written in PyTorch with
+a double backward (``create_graph=True``), is timed side by side at one seed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import machine_info, matmul_peak_flops, time_jitted  # noqa: E402
+from gfa_jax import config as gfa_config  # noqa: E402
+from gfa_jax import multiseed, train  # noqa: E402
+
+INPUT_SHAPES = {"paper_cnn": (32, 32, 3), "paper_mlp": (28, 28, 1)}
+
+
+def jax_case(model_name: str, strategy: str, num_seeds: int, batch: int, steps: int) -> dict:
+    config = gfa_config.base_config()
+    config.model.name = model_name
+    config.gfa.beta = gfa_config.strategy_beta(strategy, model_name, 0.1)
+    model = train.make_model(config, num_classes=10)
+    tx = train.make_optimizer(config, total_steps=1000)
+    num_examples = batch * 4
+    rng = np.random.default_rng(0)
+    images = jnp.asarray(rng.integers(0, 256, (num_examples,) + INPUT_SHAPES[model_name], dtype=np.uint8))
+    labels = jnp.asarray(rng.integers(0, 10, num_examples, dtype=np.int32))
+    seeds = tuple(range(num_seeds))
+    sample_x = jnp.zeros((1,) + INPUT_SHAPES[model_name])
+    states = jax.vmap(lambda k: train.create_train_state(k, model, tx, sample_x))(multiseed.seed_keys(seeds, 0))
+    orders = train.epoch_orders(multiseed.seed_keys(seeds, 1), 0, num_examples)
+    step = train.make_multiseed_step(train.make_loss_fn(config, model), tx, batch)
+    result = time_jitted(step, (states, images, labels, orders, jnp.int32(1)), steps=steps, carry_first=True)
+    return {"impl": "jax", "model": model_name, "strategy": strategy, "seeds": num_seeds, "batch": batch, **result}
+
+
+def torch_deep_cnn_case(batch: int, steps: int, beta: float = 0.1) -> dict:
+    """The paper CNN with the DEEP loss in PyTorch (double backward), for a side-by-side time."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+
+    class PaperCNN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 32, 3, padding=1)
+            self.conv2 = nn.Conv2d(32, 32, 3, padding=1)
+            self.fc1 = nn.Linear(2048, 1000, bias=False)
+            self.fc2 = nn.Linear(1000, 600, bias=False)
+            self.fc3 = nn.Linear(600, 10, bias=False)
+            self.pool = nn.MaxPool2d(2)
+
+        def forward(self, x):
+            h1 = x
+            h2 = self.pool(torch.relu(self.conv1(h1)))
+            h3 = self.pool(torch.relu(self.conv2(h2))).flatten(1)
+            h4 = torch.relu(self.fc1(h3))
+            return self.fc3(torch.relu(self.fc2(h4))), (h1, h2, h3)
+
+    model = PaperCNN()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.rand(batch, 3, 32, 32) * 2 - 1
+    y = torch.randint(0, 10, (batch,))
+    onehot = nn.functional.one_hot(y, 10).float()
+
+    def step():
+        x_in = x.clone().requires_grad_(True)
+        logits, features = model(x_in)
+        per_sample = ((logits - onehot) ** 2).mean(1)
+        grads = torch.autograd.grad(per_sample.sum(), features, create_graph=True)
+        gfa = sum(
+            nn.functional.cosine_similarity(h.flatten(1), g.flatten(1), dim=1, eps=1e-10).mean()
+            for h, g in zip(features, grads)
+        )
+        loss = per_sample.mean() - beta * gfa
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    step()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return {"impl": "torch", "model": "paper_cnn", "strategy": "deep", "seeds": 1, "batch": batch,
+            "torch_threads": torch.get_num_threads(), "torch_version": torch.__version__,
+            "steady_seconds_median": float(np.median(times)), "steady_seconds_min": float(np.min(times)),
+            "steps_timed": steps}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="paper_cnn", choices=sorted(INPUT_SHAPES))
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--torch", action="store_true", help="also time the PyTorch DEEP step (CNN only)")
+    args = parser.parse_args()
+
+    peak = matmul_peak_flops()
+    cases = []
+    for strategy in ("standard", "deep"):
+        for seeds in sorted({1, args.seeds}):
+            cases.append(jax_case(args.model, strategy, seeds, args.batch, args.steps))
+    if args.torch and args.model == "paper_cnn":
+        cases.append(torch_deep_cnn_case(args.batch, args.steps))
+
+    flops_by_key = {(c["strategy"], c["seeds"]): c.get("xla_flops") for c in cases if c["impl"] == "jax"}
+    for case in cases:
+        # The same math in both frameworks: XLA's count for the one-seed step is the numerator.
+        flops = flops_by_key.get((case["strategy"], case["seeds"]))
+        if flops:
+            case["efficiency_vs_matmul_peak"] = flops / case["steady_seconds_median"] / peak
+    by_key = {(c["impl"], c["strategy"], c["seeds"]): c["steady_seconds_median"] for c in cases}
+    ratios = {
+        "deep_over_standard_1_seed": by_key[("jax", "deep", 1)] / by_key[("jax", "standard", 1)],
+        "deep_flops_over_standard_flops": (flops_by_key[("deep", 1)] or np.nan) / (flops_by_key[("standard", 1)] or np.nan),
+        f"{args.seeds}_seeds_vmapped_over_1_seed_deep": by_key[("jax", "deep", args.seeds)] / by_key[("jax", "deep", 1)],
+    }
+    if ("torch", "deep", 1) in by_key:
+        ratios["torch_over_jax_deep_1_seed"] = by_key[("torch", "deep", 1)] / by_key[("jax", "deep", 1)]
+    print(json.dumps({"benchmark": "train_step", "machine": machine_info(), "matmul_peak_flops": peak,
+                      "cases": cases, "ratios": ratios}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

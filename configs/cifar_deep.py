@@ -1,0 +1,9 @@
+"""CIFAR-10 CNN (Table 3) with GFA on layers 1-3 (DEEP), five seeds.
+
+    python -m gfa_jax.main --config configs/cifar_deep.py --workdir runs/cifar_deep
+"""
+from configs import cifar_standard
+
+
+def get_config():
+    return cifar_standard.get_config("deep")

@@ -1,0 +1,230 @@
+"""Machinery shared by the gradient attacks (FGSM family, BIM, PGD, MI/NI/DI-FGSM, EOT-PGD, Jitter,
+PGD-L2, PI-FGSM and PI-FGSM++). Not an attack itself: the leading underscore keeps the package from
+importing it as one.
+
+Every loop here is a ``jax.lax.fori_loop`` with a static trip count, so an attack traces its step
+once; ``unroll`` (static) says how many steps XLA sees per loop iteration (``True``: all of them).
+Step sizes, eps and momentum decay are traced values, so ``jax.vmap`` over any of them works.
+
+Default hyperparameters in the attack modules follow torchattacks, whose inputs live in [0, 1];
+ours live in [-1, 1], so distances (eps, step sizes, L2 radii) are torchattacks' values times the
+range width 2, e.g. eps = 2 * 8/255 for torchattacks' 8/255.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gfa_jax.attacks.base import (
+    Array,
+    Bounds,
+    LogitsFn,
+    _expand,
+    attack_objective,
+    clip_to_bounds,
+    input_gradient,
+    normalize_l2,
+    project_l2,
+    project_linf,
+)
+
+# Rolled. Measured on the tiny test MLP (PGD, CPU, jax 0.10, batch 16 / 128): the rolled loop ran
+# as fast or faster (steps=10: 182 vs 512 us, 1.27 vs 1.47 ms; steps=50: 0.46 vs 3.2 ms) and
+# compiled faster (steps=50: ~2-3 s vs ~16 s) than the fully unrolled one (unroll=True).
+DEFAULT_UNROLL: bool | int = 1
+
+# (x_adv, key) -> d objective / d x_adv, shape of x_adv. The key feeds attacks with a random
+# forward pass (input diversity, EOT, Jitter's noise); deterministic ones ignore it.
+GradientFn = Callable[[Array, Array], Array]
+
+# torchattacks' defaults, in our [-1, 1] units (the range width is 2).
+RANGE_WIDTH = 2.0
+
+
+def run_loop(step: Callable, state, steps: int, unroll: bool | int):
+    """``state <- step(state)``, ``steps`` (static) times, as one ``lax.fori_loop``."""
+    return jax.lax.fori_loop(0, steps, lambda _, s: step(s), state, unroll=unroll)
+
+
+def objective_gradient(logits_fn: LogitsFn, y: Array, loss: str, targeted: bool) -> GradientFn:
+    """Gradient of :func:`base.attack_objective` (the loss, negated when targeted); ignores the key."""
+    objective = attack_objective(logits_fn, loss, targeted)
+    return lambda x_adv, key: input_gradient(objective, x_adv, y)[1]
+
+
+# ----------------------------------------------------------------------------- random starts
+
+
+def uniform_linf_start(key: Array, x: Array, eps, bounds: Bounds) -> Array:
+    """``clip(x + U(-eps, eps))``: Madry et al.'s random start, inside the L-inf ball and the box."""
+    noise = jax.random.uniform(key, x.shape, x.dtype, -1.0, 1.0) * _expand(eps, x)
+    return clip_to_bounds(x + noise, bounds)
+
+
+def random_l2_start(key: Array, x: Array, eps, bounds: Bounds) -> Array:
+    """torchattacks' PGD-L2 start: a Gaussian direction scaled to radius ``eps * U(0, 1)``."""
+    k_direction, k_radius = jax.random.split(key)
+    direction = normalize_l2(jax.random.normal(k_direction, x.shape, x.dtype))
+    radius = jax.random.uniform(k_radius, (x.shape[0],), x.dtype) * jnp.asarray(eps, x.dtype)
+    return clip_to_bounds(x + direction * _expand(radius, x), bounds)
+
+
+def linf_start(key: Array, x: Array, eps, bounds: Bounds, random_start: bool) -> Array:
+    return uniform_linf_start(key, x, eps, bounds) if random_start else x
+
+
+# ----------------------------------------------------------------------------- L-inf sign steps
+
+
+def linf_sign_step(x_adv: Array, direction: Array, x: Array, eps, alpha, bounds: Bounds) -> Array:
+    """``Proj_{||. - x||_inf <= eps, bounds}(x_adv + alpha * sign(direction))``."""
+    return project_linf(x_adv + _expand(alpha, x) * jnp.sign(direction), x, eps, bounds).astype(x.dtype)
+
+
+def mean_abs_normalized(grad: Array) -> Array:
+    """``grad / mean|grad|`` per sample (MI-FGSM's normalisation); a zero gradient stays zero."""
+    scale = jnp.mean(jnp.abs(grad), axis=tuple(range(1, grad.ndim)), keepdims=True)
+    return grad / jnp.maximum(scale, jnp.finfo(grad.dtype).tiny)
+
+
+def linf_sign_ascent(
+    gradient_fn: GradientFn,
+    x: Array,
+    x_start: Array,
+    key: Array,
+    *,
+    eps,
+    alpha,
+    steps: int,
+    bounds: Bounds,
+    decay=0.0,
+    nesterov: bool = False,
+    unroll: bool | int = DEFAULT_UNROLL,
+) -> Array:
+    """Iterated sign-gradient ascent with momentum, projected onto the L-inf ball and the box.
+
+    Per step (Dong et al. 2018; Lin et al. 2020 for ``nesterov``)::
+
+        g     = grad(x_adv + decay * alpha * m)   if nesterov else grad(x_adv)
+        m     = decay * m + g / mean|g|
+        x_adv = Proj(x_adv + alpha * sign(m))
+
+    With ``decay = 0`` this is BIM / PGD exactly: ``sign(g / mean|g|) == sign(g)``.
+    Each step draws a fresh subkey for ``gradient_fn``.
+    """
+    alpha = _expand(alpha, x)
+    decay = _expand(decay, x)
+
+    def step(state):
+        x_adv, momentum, key = state
+        key, subkey = jax.random.split(key)
+        probe = x_adv + decay * alpha * momentum if nesterov else x_adv
+        momentum = decay * momentum + mean_abs_normalized(gradient_fn(probe, subkey))
+        return linf_sign_step(x_adv, momentum, x, eps, alpha, bounds), momentum, key
+
+    x_adv, _, _ = run_loop(step, (x_start.astype(x.dtype), jnp.zeros_like(x), key), steps, unroll)
+    return x_adv
+
+
+# ----------------------------------------------------------------------------- L2 steps
+
+
+def l2_gradient_ascent(
+    gradient_fn: GradientFn,
+    x: Array,
+    x_start: Array,
+    key: Array,
+    *,
+    eps,
+    alpha,
+    steps: int,
+    bounds: Bounds,
+    unroll: bool | int = DEFAULT_UNROLL,
+) -> Array:
+    """``x_adv <- Proj_{||. - x||_2 <= eps, bounds}(x_adv + alpha * g / ||g||_2)``, ``steps`` times."""
+    alpha = _expand(alpha, x)
+
+    def step(state):
+        x_adv, key = state
+        key, subkey = jax.random.split(key)
+        ascent = alpha * normalize_l2(gradient_fn(x_adv, subkey))
+        return project_l2(x_adv + ascent, x, eps, bounds).astype(x.dtype), key
+
+    x_adv, _ = run_loop(step, (x_start.astype(x.dtype), key), steps, unroll)
+    return x_adv
+
+
+# ----------------------------------------------------------------------------- patch-wise steps
+
+
+def require_images(x: Array, attack: str) -> None:
+    if x.ndim != 4:
+        raise ValueError(f"{attack} needs NHWC image batches, got an input of shape {x.shape}.")
+
+
+def depthwise_conv(x: Array, kernel: np.ndarray) -> Array:
+    """Convolve every channel of NHWC ``x`` with the same odd-sized 2-D ``kernel``, zero padding."""
+    channels = x.shape[-1]
+    weights = jnp.broadcast_to(jnp.asarray(kernel, x.dtype)[:, :, None, None], kernel.shape + (1, channels))
+    return jax.lax.conv_general_dilated(
+        x, weights, window_strides=(1, 1), padding="SAME",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=channels,
+    )
+
+
+def project_kernel(size: int = 3) -> np.ndarray:
+    """PI-FGSM's project kernel: uniform weights ``1 / (size^2 - 1)`` with a zero centre."""
+    kernel = np.full((size, size), 1.0 / (size * size - 1), np.float32)
+    kernel[size // 2, size // 2] = 0.0
+    return kernel
+
+
+def patchwise_ascent(
+    gradient_fn: GradientFn,
+    x: Array,
+    key: Array,
+    *,
+    eps,
+    steps: int,
+    amplification,
+    project_factor,
+    bounds: Bounds,
+    gradient_kernel: np.ndarray | None = None,
+    unroll: bool | int = DEFAULT_UNROLL,
+) -> Array:
+    """Patch-wise iterative FGSM (Gao et al. 2020a, b), as torchattacks' PIFGSM / PIFGSMPP.
+
+    With ``beta`` the amplification, ``alpha = eps / steps``, ``gamma = project_factor * beta * alpha``
+    and ``W_p`` the project kernel, per step::
+
+        g     = grad(x_adv)                      (then convolved with ``gradient_kernel`` if given)
+        a     = a + beta * alpha * sign(g)       (the accumulated amplified noise)
+        C     = max(|a| - eps, 0) * sign(a)      (the part of it cut off by the eps ball)
+        p     = gamma * sign(W_p * C)            (redistributed onto the surrounding patch)
+        a     = a + p
+        x_adv = Proj(x_adv + beta * alpha * sign(g) + p)
+    """
+    require_images(x, "Patch-wise FGSM")
+    step_size = _expand(jnp.asarray(eps, x.dtype) / steps * amplification, x)
+    gamma = step_size * _expand(project_factor, x)
+    kernel = project_kernel(3)
+
+    def step(state):
+        x_adv, amplified, key = state
+        key, subkey = jax.random.split(key)
+        grad = gradient_fn(x_adv, subkey)
+        if gradient_kernel is not None:
+            grad = depthwise_conv(grad, gradient_kernel)
+        amplified_step = step_size * jnp.sign(grad)
+        amplified = amplified + amplified_step
+        cut_noise = jax.nn.relu(jnp.abs(amplified) - _expand(eps, x)) * jnp.sign(amplified)
+        projection = gamma * jnp.sign(depthwise_conv(cut_noise, kernel))
+        amplified = amplified + projection
+        x_adv = project_linf(x_adv + amplified_step + projection, x, eps, bounds).astype(x.dtype)
+        return x_adv, amplified, key
+
+    x_adv, _, _ = run_loop(step, (x, jnp.zeros_like(x), key), steps, unroll)
+    return x_adv

@@ -1,0 +1,76 @@
+"""APGD-T: APGD on the targeted DLR loss over the top classes (Croce & Hein 2020), as in
+``APGDAttack_targeted`` of ``autoattack/autopgd_base.py``.
+
+For ``target_class`` in ``2 .. n_target_classes + 1`` the target of a sample is its
+``target_class``-th most likely class at the clean input; for each target, ``n_restarts`` APGD runs
+ascend the targeted DLR loss ``-(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)``. Success is
+*misclassification* (``argmax != y``), as in the reference. One ``lax.fori_loop`` over
+``(target, restart)`` pairs keeps per sample the first success; later runs still compute on the full
+batch but cannot overwrite it (correctness-equivalent to the reference running them on the
+not-yet-fooled subset). ``n_target_classes`` is clipped to ``K - 1`` (the reference assumes K > 9).
+Needs at least 4 classes (the loss uses the 4th largest logit). Not fooled samples get their max-loss
+point over all runs; clean misclassified inputs are returned unchanged.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from gfa_jax.attacks.apgd import RHO, _project, run_with_restarts
+from gfa_jax.attacks.base import DEFAULT_BOUNDS, Array, Bounds, LogitsFn, dlr_targeted, register
+
+
+def apgd_targeted(
+    logits_fn: LogitsFn,
+    x: Array,
+    y: Array,
+    key,
+    *,
+    eps,
+    bounds: Bounds = DEFAULT_BOUNDS,
+    norm: str = "linf",
+    n_iter: int = 100,
+    n_target_classes: int = 9,
+    n_restarts: int = 1,
+    rho: float = RHO,
+) -> Array:
+    """APGD-T (untargeted goal, targeted DLR loss over the top ``n_target_classes`` classes).
+
+    ``y`` are the true labels. ``norm`` ('linf' or 'l2'), ``n_iter``, ``n_target_classes`` and
+    ``n_restarts`` are static.
+    """
+    clean_logits = logits_fn(x)
+    n_classes = clean_logits.shape[-1]
+    if n_classes < 4:
+        raise ValueError("APGD-T (targeted DLR loss) needs at least 4 classes.")
+    n_targets = min(n_target_classes, n_classes - 1)
+    order = jnp.argsort(clean_logits, axis=-1)  # ascending
+    already = jnp.argmax(clean_logits, axis=-1) != y
+
+    def make_loss(r):
+        target_class = r // n_restarts + 2
+        y_target = jnp.take_along_axis(order, jnp.broadcast_to(n_classes - target_class, (x.shape[0], 1)),
+                                       axis=-1)[:, 0]
+        return lambda logits: dlr_targeted(logits, y, y_target)
+
+    x_adv, _ = run_with_restarts(
+        make_loss, logits_fn, x, y, key, eps=eps, bounds=bounds, norm=norm, n_iter=n_iter,
+        n_runs=n_targets * n_restarts, rho=rho, fooled_init=already,
+    )
+    return _project(norm, x_adv, x, eps, bounds)
+
+
+@register("apgd_t", norm="linf", test_kwargs={"n_iter": 4, "n_target_classes": 2})
+def apgd_t(logits_fn, x, y, key, *, eps, bounds=DEFAULT_BOUNDS, n_iter=100, n_target_classes=9,
+           n_restarts=1, rho=RHO):
+    """APGD-T in the L-inf ball (see :func:`apgd_targeted`)."""
+    return apgd_targeted(logits_fn, x, y, key, eps=eps, bounds=bounds, norm="linf", n_iter=n_iter,
+                         n_target_classes=n_target_classes, n_restarts=n_restarts, rho=rho)
+
+
+@register("apgd_t_l2", norm="l2", test_kwargs={"n_iter": 4, "n_target_classes": 2})
+def apgd_t_l2(logits_fn, x, y, key, *, eps, bounds=DEFAULT_BOUNDS, n_iter=100, n_target_classes=9,
+              n_restarts=1, rho=RHO):
+    """APGD-T in the L2 ball (see :func:`apgd_targeted`)."""
+    return apgd_targeted(logits_fn, x, y, key, eps=eps, bounds=bounds, norm="l2", n_iter=n_iter,
+                         n_target_classes=n_target_classes, n_restarts=n_restarts, rho=rho)

@@ -1,0 +1,150 @@
+"""AutoAttack (Croce & Hein, ICML 2020): a parameter-free ensemble, following ``autoattack/autoattack.py``.
+
+``version='standard'`` runs, in order, APGD-CE (1 restart), APGD-T (9 target classes), FAB-T
+(9 target classes) and Square (5000 queries, ``resc_schedule=False`` as AutoAttack sets it), each
+with 100 iterations. ``version='plus'`` runs APGD-CE, APGD-DLR, FAB, Square, APGD-T, FAB-T with 5
+restarts for APGD-CE/DLR and FAB.
+
+Each later attack only matters for the points still robust: inside ``jit`` every attack runs on the
+full batch and the result is selected per sample, ``x_adv = where(still_robust & new_success, new,
+old)``. Shapes stay static, and the result is identical to the reference's running each attack on the
+robust subset (given the same randomness). Note that this does **not** save compute on CPU/GPU: every
+attack costs a full batch; it is a correctness-equivalent formulation, not a speed-up.
+
+Randomness: attack ``i`` of the list gets ``jax.random.fold_in(key, i)``, so a member run alone with
+that key reproduces its part of the ensemble.
+
+Deviations: FAB is L-inf only here, so for ``norm='l2'`` FAB/FAB-T are skipped (the reference runs L2
+FAB-T); see the member modules for their own deviations. The whole ensemble runs every attack for its
+full budget (no early exit when everything is fooled).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from gfa_jax.attacks.apgd import apgd
+from gfa_jax.attacks.apgd_t import apgd_targeted
+from gfa_jax.attacks.base import DEFAULT_BOUNDS, Array, Bounds, LogitsFn, _expand, project_l2, project_linf, register
+from gfa_jax.attacks.fab import fab_bounded
+from gfa_jax.attacks.square import square_attack
+
+STANDARD = ("apgd-ce", "apgd-t", "fab-t", "square")
+PLUS = ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t")
+
+ROBUST = -1
+CLEAN_MISCLASSIFIED = -2
+
+
+class AutoAttackReport(NamedTuple):
+    """Per-sample record of an AutoAttack run.
+
+    Attributes:
+      x_adv: ``[B, ...]`` adversarial inputs (``x`` where robust or clean misclassified).
+      first_success: int ``[B]``: index into ``attacks`` of the first attack that fooled the sample,
+        ``-1`` (:data:`ROBUST`) if none did, ``-2`` (:data:`CLEAN_MISCLASSIFIED`) if ``x`` itself is
+        misclassified.
+      robust_accuracy: ``[len(attacks) + 1]``: clean accuracy, then robust accuracy after each attack.
+      attacks: the attack names, in the order run (static).
+    """
+
+    x_adv: Array
+    first_success: Array
+    robust_accuracy: Array
+    attacks: tuple[str, ...]
+
+
+def attack_list(version: str = "standard", norm: str = "linf") -> tuple[str, ...]:
+    if version == "standard":
+        names = STANDARD
+    elif version == "plus":
+        names = PLUS
+    else:
+        raise ValueError(f"AutoAttack version must be 'standard' or 'plus', got {version!r}")
+    if norm == "l2":
+        names = tuple(n for n in names if not n.startswith("fab"))
+    elif norm != "linf":
+        raise ValueError(f"AutoAttack supports norm 'linf' or 'l2', got {norm!r}")
+    return names
+
+
+def run_member(name: str, logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Bounds, norm: str,
+               version: str = "standard", n_iter: int = 100, n_target_classes: int = 9,
+               n_queries: int = 5000) -> Array:
+    """Runs one AutoAttack member with the settings AutoAttack uses for ``version``."""
+    restarts = 5 if version == "plus" else 1
+    if name == "apgd-ce":
+        return apgd(logits_fn, x, y, key, eps=eps, bounds=bounds, loss="ce", norm=norm, n_iter=n_iter,
+                    n_restarts=restarts)
+    if name == "apgd-dlr":
+        return apgd(logits_fn, x, y, key, eps=eps, bounds=bounds, loss="dlr", norm=norm, n_iter=n_iter,
+                    n_restarts=restarts)
+    if name == "apgd-t":
+        return apgd_targeted(logits_fn, x, y, key, eps=eps, bounds=bounds, norm=norm, n_iter=n_iter,
+                             n_target_classes=n_target_classes, n_restarts=1)
+    if name in ("fab", "fab-t"):
+        if norm != "linf":
+            raise ValueError("FAB is implemented for L-inf only.")
+        return fab_bounded(logits_fn, x, y, key, eps=eps, bounds=bounds, targeted=(name == "fab-t"), n_iter=n_iter,
+                           n_restarts=restarts if name == "fab" else 1, n_target_classes=n_target_classes)
+    if name == "square":
+        return square_attack(logits_fn, x, y, key, eps=eps, bounds=bounds, norm=norm, n_queries=n_queries,
+                             p_init=0.8, n_restarts=1, rescale_schedule=False)
+    raise ValueError(f"Unknown AutoAttack member {name!r}")
+
+
+def autoattack_report(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Bounds = DEFAULT_BOUNDS,
+                      norm: str = "linf", version: str = "standard", attacks: Sequence[str] | None = None,
+                      n_iter: int = 100, n_target_classes: int = 9, n_queries: int = 5000) -> AutoAttackReport:
+    """AutoAttack with its per-sample record (see :class:`AutoAttackReport`).
+
+    Args:
+      norm: 'linf' or 'l2'; version: 'standard' or 'plus'; attacks: optional explicit list of member
+        names (overrides ``version``'s list). All static, as are the budgets ``n_iter`` (APGD/FAB),
+        ``n_target_classes`` (APGD-T/FAB-T) and ``n_queries`` (Square).
+    """
+    names = tuple(attacks) if attacks is not None else attack_list(version, norm)
+    robust = jnp.argmax(logits_fn(x), axis=-1) == y
+    first = jnp.where(robust, ROBUST, CLEAN_MISCLASSIFIED).astype(jnp.int32)
+    x_adv = x
+    accs = [jnp.mean(robust.astype(jnp.float32))]
+    for i, name in enumerate(names):  # static list of (at most 6) different attacks
+        x_new = run_member(name, logits_fn, x, y, jax.random.fold_in(key, i), eps=eps, bounds=bounds, norm=norm,
+                           version=version, n_iter=n_iter, n_target_classes=n_target_classes, n_queries=n_queries)
+        new = robust & (jnp.argmax(logits_fn(x_new), axis=-1) != y)
+        x_adv = jnp.where(_expand(new, x), x_new, x_adv)
+        first = jnp.where(new, i, first)
+        robust = robust & ~new
+        accs.append(jnp.mean(robust.astype(jnp.float32)))
+    project = project_linf if norm == "linf" else project_l2
+    return AutoAttackReport(project(x_adv, x, eps, bounds), first, jnp.stack(accs), names)
+
+
+def autoattack(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Bounds = DEFAULT_BOUNDS,
+               norm: str = "linf", version: str = "standard", attacks: Sequence[str] | None = None,
+               n_iter: int = 100, n_target_classes: int = 9, n_queries: int = 5000) -> Array:
+    """AutoAttack: returns ``x_adv`` (the first successful member's point per sample, else ``x``)."""
+    return autoattack_report(logits_fn, x, y, key, eps=eps, bounds=bounds, norm=norm, version=version,
+                             attacks=attacks, n_iter=n_iter, n_target_classes=n_target_classes,
+                             n_queries=n_queries).x_adv
+
+
+_TEST_KW = {"n_iter": 2, "n_target_classes": 1, "n_queries": 3}
+
+
+@register("autoattack", norm="linf", test_kwargs=_TEST_KW)
+def autoattack_linf(logits_fn, x, y, key, *, eps, bounds=DEFAULT_BOUNDS, version="standard", attacks=None,
+                    n_iter=100, n_target_classes=9, n_queries=5000):
+    """AutoAttack in the L-inf ball (see :func:`autoattack`)."""
+    return autoattack(logits_fn, x, y, key, eps=eps, bounds=bounds, norm="linf", version=version, attacks=attacks,
+                      n_iter=n_iter, n_target_classes=n_target_classes, n_queries=n_queries)
+
+
+@register("autoattack_l2", norm="l2", test_kwargs=_TEST_KW)
+def autoattack_l2(logits_fn, x, y, key, *, eps, bounds=DEFAULT_BOUNDS, version="standard", attacks=None,
+                  n_iter=100, n_target_classes=9, n_queries=5000):
+    """AutoAttack in the L2 ball (see :func:`autoattack`; FAB members are skipped for L2)."""
+    return autoattack(logits_fn, x, y, key, eps=eps, bounds=bounds, norm="l2", version=version, attacks=attacks,
+                      n_iter=n_iter, n_target_classes=n_target_classes, n_queries=n_queries)

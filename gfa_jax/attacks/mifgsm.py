@@ -1,0 +1,49 @@
+"""MI-FGSM: Dong et al., 'Boosting Adversarial Attacks with Momentum', CVPR 2018
+[https://arxiv.org/abs/1710.06081]."""
+from __future__ import annotations
+
+from gfa_jax.attacks._iterative import DEFAULT_UNROLL, RANGE_WIDTH, linf_sign_ascent, objective_gradient
+from gfa_jax.attacks.base import DEFAULT_BOUNDS, Array, Bounds, LogitsFn, register
+
+
+@register("mifgsm", norm="linf", test_kwargs={"steps": 3})
+def mifgsm(
+    logits_fn: LogitsFn,
+    x: Array,
+    y: Array,
+    key: Array,
+    *,
+    eps=RANGE_WIDTH * 8 / 255,
+    alpha=RANGE_WIDTH * 2 / 255,
+    steps: int = 10,
+    decay=1.0,
+    bounds: Bounds = DEFAULT_BOUNDS,
+    loss: str = "ce",
+    targeted: bool = False,
+    unroll: bool | int = DEFAULT_UNROLL,
+) -> Array:
+    """Momentum Iterative FGSM (Dong et al. 2018). Distance measure: L-inf.
+
+    From ``x_0 = x``, ``m_0 = 0``::
+
+        m_{t+1} = decay * m_t + g_t / mean|g_t|,   g_t = grad_x L(f(x_t), y)
+        x_{t+1} = Proj_{eps, bounds}(x_t + alpha * sign(m_{t+1}))
+
+    Args:
+      logits_fn: batched ``x -> logits [B, K]``.
+      x: inputs ``[B, ...]`` in ``bounds``; y: labels ``[B]`` (targets when ``targeted``).
+      key: unused (common calling convention).
+      eps: L-inf radius, traceable (default ``2 * 8/255``: torchattacks' 8/255 in [-1, 1] units).
+      alpha: step size, traceable (default ``2 * 2/255``).
+      steps: number of iterations, static (default 10).
+      decay: momentum factor, traceable (default 1.0).
+      bounds: the input box. loss: 'ce', 'mse', 'margin' or 'dlr'. targeted: descend instead.
+      unroll: static ``lax.fori_loop`` unroll (default 1: rolled; ``True``: fully unrolled).
+
+    Returns:
+      ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.
+    """
+    gradient_fn = objective_gradient(logits_fn, y, loss, targeted)
+    return linf_sign_ascent(
+        gradient_fn, x, x, key, eps=eps, alpha=alpha, steps=steps, decay=decay, bounds=bounds, unroll=unroll
+    )

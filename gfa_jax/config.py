@@ -1,0 +1,121 @@
+"""The config layout every experiment shares, its validation, and the GFA strategies.
+
+``configs/<name>.py`` files start from :func:`base_config` and override fields; the result is locked,
+so an override of a key that does not exist (``--config.optimizer.lr=...``) fails, and
+:func:`validate` rejects a config file that added one.
+"""
+from __future__ import annotations
+
+import difflib
+
+import ml_collections
+
+from gfa_jax import data
+from gfa_jax.models import MODELS, get_model
+
+STRATEGIES = ("standard", "first", "deep")
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Every key a run understands, with defaults (the Fashion-MNIST MLP, standard training)."""
+    config = ml_collections.ConfigDict()
+    config.name = "run"
+    config.strategy = "standard"
+    config.seeds = (0, 1, 2, 3, 4)
+    config.num_epochs = 10
+    config.batch_size = 128
+    config.log_every_steps = 50
+
+    config.data = ml_collections.ConfigDict()
+    config.data.name = "fashion_mnist"
+    config.data.source = "auto"  # auto | tfds | idx | image_folder
+    config.data.data_dir = ml_collections.config_dict.placeholder(str)
+    config.data.download = False
+    config.data.train_size = 0  # 0: the whole split
+    config.data.test_size = 0
+
+    config.model = ml_collections.ConfigDict()
+    config.model.name = "paper_mlp"
+
+    # Keyword arguments of gfa_jax.gfa.gfa_loss: one beta per model layer, in forward order.
+    config.gfa = ml_collections.ConfigDict()
+    config.gfa.alpha = 1.0
+    config.gfa.beta = (0.0, 0.0, 0.0)
+
+    config.optimizer = ml_collections.ConfigDict()
+    config.optimizer.name = "adam"  # adam | adamw | sgd
+    config.optimizer.learning_rate = 1e-3
+    config.optimizer.schedule = "constant"  # constant | cosine
+    config.optimizer.momentum = 0.0
+    config.optimizer.nesterov = False
+    config.optimizer.weight_decay = 0.0
+
+    config.eval = ml_collections.ConfigDict()
+    config.eval.batch_size = 1000
+    config.eval.train_samples = 10000  # train-set GFA on this many samples (0: all)
+    config.eval.train_gfa_every_epochs = 1
+
+    config.checkpoint = ml_collections.ConfigDict()
+    config.checkpoint.max_to_keep = 2
+    return config
+
+
+def layer_names(model_name: str) -> tuple[str, ...]:
+    return get_model(model_name).layer_names
+
+
+def strategy_beta(strategy: str, model_name: str, weight: float, *, depth: int | None = None) -> tuple[float, ...]:
+    """Per-layer GFA weights of a strategy (Section 4.2 of the paper).
+
+    standard: no GFA; first: ``weight`` on the first layer; deep: on the first ``depth`` layers
+    (default 3 for the CNN, 2 for the MLP, as in Tables 1 and 5).
+    """
+    names = layer_names(model_name)
+    if strategy == "standard":
+        count = 0
+    elif strategy == "first":
+        count = 1
+    elif strategy == "deep":
+        count = depth if depth is not None else min(3, len(names) - 1)
+    else:
+        raise ValueError(f"Unknown strategy {strategy!r}; choose one of {STRATEGIES}.")
+    if not 0 <= count <= len(names):
+        raise ValueError(f"depth {count} is outside 0..{len(names)} for {model_name}'s layers {names}.")
+    return tuple(float(weight) if i < count else 0.0 for i in range(len(names)))
+
+
+def _unknown_keys(config, reference, prefix=""):
+    for key in config.keys():
+        path = f"{prefix}{key}"
+        if key not in reference:
+            close = difflib.get_close_matches(key, list(reference.keys()), n=1)
+            hint = f" Did you mean {prefix}{close[0]}?" if close else ""
+            yield f"unknown config key {path!r}.{hint} Keys here: {', '.join(sorted(reference.keys()))}."
+        elif isinstance(config[key], ml_collections.ConfigDict):
+            yield from _unknown_keys(config[key], reference[key], prefix=f"{path}.")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Raise ``ValueError`` naming every problem: unknown keys, unknown names, mismatched beta."""
+    problems = list(_unknown_keys(config, base_config()))
+    if not problems:
+        if config.model.name not in MODELS:
+            problems.append(f"model.name {config.model.name!r} is not one of {sorted(MODELS)}.")
+        else:
+            names = layer_names(config.model.name)
+            if len(config.gfa.beta) != len(names):
+                problems.append(
+                    f"gfa.beta has {len(config.gfa.beta)} entries but {config.model.name} has "
+                    f"{len(names)} layers {names}; give one weight per layer."
+                )
+        if config.data.name not in data.DATASETS:
+            problems.append(f"data.name {config.data.name!r} is not one of {sorted(data.DATASETS)}.")
+        if not config.seeds:
+            problems.append("seeds is empty; give at least one seed.")
+        if len(set(config.seeds)) != len(config.seeds):
+            problems.append(f"seeds {tuple(config.seeds)} repeat a seed.")
+        for key in ("batch_size", "num_epochs", "log_every_steps"):
+            if config[key] < 1:
+                problems.append(f"{key} must be >= 1, got {config[key]}.")
+    if problems:
+        raise ValueError("Invalid config:\n  - " + "\n  - ".join(problems))

@@ -1,0 +1,47 @@
+"""The CIFAR-10 CNN of DeepDefense (Table 3, Appendix A.1)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+
+from gfa_jax.models.layers import capture_layer_input, max_pool_2x2
+
+
+class PaperCNN(nn.Module):
+    """conv 3->32 (3x3, same) - maxpool 2 - conv 32->32 - maxpool 2 - linear 2048->1000->600->10.
+
+    Convolutions have biases, linear layers do not, matching Table 3's parameter counts
+    (896 / 9,248 / 2,048,000 / 600,000 / 6,000). Hidden activations are ReLU: the paper does not
+    name them, and ReLU is what the table's PyTorch summary implies for a CIFAR CNN of this shape.
+    Layers, in order: ``conv1, conv2, fc1, fc2, fc3``; each one's input is captured
+    (:func:`capture_layer_input`), so ``conv1``'s captured input is the image itself.
+    """
+
+    num_classes: int = 10
+    conv_features: Sequence[int] = (32, 32)
+    hidden_features: Sequence[int] = (1000, 600)
+    activation: str = "relu"
+
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        n_conv, n_hidden = len(self.conv_features), len(self.hidden_features)
+        return tuple(f"conv{i + 1}" for i in range(n_conv)) + tuple(f"fc{i + 1}" for i in range(n_hidden + 1))
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act = getattr(nn, self.activation)
+        names = iter(self.layer_names)
+        for features in self.conv_features:
+            name = next(names)
+            x = capture_layer_input(self, name, x)
+            x = max_pool_2x2(act(nn.Conv(features, (3, 3), padding="SAME", name=name)(x)))
+        x = x.reshape(x.shape[0], -1)
+        for features in self.hidden_features:
+            name = next(names)
+            x = capture_layer_input(self, name, x)
+            x = act(nn.Dense(features, use_bias=False, name=name)(x))
+        name = next(names)
+        x = capture_layer_input(self, name, x)
+        return nn.Dense(self.num_classes, use_bias=False, name=name)(x)

@@ -1,0 +1,46 @@
+"""Building blocks shared by the paper models."""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+LAYER_INPUTS = "intermediates"
+LAYER_INPUT_GRADS = "perturbations"
+_INPUT_SUFFIX = "_input"
+
+
+def capture_key(layer_name: str) -> str:
+    """Key under which a layer's input is stored (Flax forbids reusing the layer's own name)."""
+    return layer_name + _INPUT_SUFFIX
+
+
+def by_layer_name(captured: dict, layer_names) -> dict:
+    """``{layer_name: value}`` from a captured ``intermediates`` / ``perturbations`` collection."""
+    return {name: captured[capture_key(name)] for name in layer_names}
+
+
+def max_pool_2x2(x: jax.Array) -> jax.Array:
+    """2x2 max pooling with stride 2 on NHWC input (H and W even).
+
+    Same values as ``nn.max_pool(x, (2, 2), (2, 2))``; written as reshape + max because XLA's
+    gradient of ``reduce_window`` (select-and-scatter) costs about 3x more on CPU, and attacks and
+    the GFA term differentiate through pooling many times per step.
+    """
+    batch, height, width, channels = x.shape
+    if height % 2 or width % 2:
+        raise ValueError(f"max_pool_2x2 needs even spatial dims, got {x.shape}")
+    return jnp.max(x.reshape(batch, height // 2, 2, width // 2, 2, channels), axis=(2, 4))
+
+
+def capture_layer_input(module: nn.Module, name: str, h: jax.Array) -> jax.Array:
+    """Record ``h``, the input activation of layer ``name``, and make dL/dh available.
+
+    ``sow`` stores h in the ``intermediates`` collection. ``perturb`` adds a zero variable in the
+    ``perturbations`` collection when one is passed to ``apply``; the gradient of the loss with
+    respect to that variable is dL/dh, which is how the GFA term reads layer input gradients
+    (see :mod:`gfa_jax.gfa`). Without a ``perturbations`` collection both are no-ops.
+    """
+    h = module.perturb(capture_key(name), h, collection=LAYER_INPUT_GRADS)
+    module.sow(LAYER_INPUTS, capture_key(name), h, reduce_fn=lambda _, new: new, init_fn=lambda: None)
+    return h

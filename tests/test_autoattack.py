@@ -1,0 +1,225 @@
+"""AutoAttack in JAX: APGD (schedule, strength), APGD-T, Square, FAB and the ensemble."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gfa_jax.attacks import base
+from gfa_jax.attacks.apgd import _schedule_arrays, apgd, apgd_single_run, checkpoint_schedule
+from gfa_jax.attacks.apgd_t import apgd_targeted
+from gfa_jax.attacks.autoattack import ROBUST, CLEAN_MISCLASSIFIED, autoattack_report, run_member
+from gfa_jax.attacks.fab import fab_bounded, fab_minimum_norm
+from gfa_jax.attacks.square import square_attack, square_single_run
+from tiny_models import IMAGE_SHAPE, NUM_CLASSES, linear_logits_fn, mlp_apply, random_linear_model, trained_mlp
+
+BOUNDS = (-1.0, 1.0)
+N = 64
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    params, x, y = trained_mlp()
+    return (lambda z: mlp_apply(params, z)), x[:N], y[:N]
+
+
+def _acc(f, x, y):
+    return float(jnp.mean(jnp.argmax(f(x), -1) == y))
+
+
+def _linf(a, b):
+    return np.asarray(base.per_sample_norm(a - b, "inf"))
+
+
+def _l2(a, b):
+    return np.asarray(base.per_sample_norm(a - b, 2))
+
+
+# ----------------------------------------------------------------------------- APGD
+
+
+def test_checkpoint_schedule_matches_reference_for_100_iterations():
+    # p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06), w_j = ceil(p_j * 100),
+    # in integer percent (exact): 22, 22+19, 41+16, 57+13, 70+10, 80+7, 87+6, 93+6 (then 105 > 100).
+    percents = [0, 22]
+    while True:
+        nxt = percents[-1] + max(percents[-1] - percents[-2] - 3, 6)
+        if nxt > 100:
+            break
+        percents.append(nxt)
+    expected = percents[1:]
+    assert expected == [22, 41, 57, 70, 80, 87, 93, 99]
+    checkpoints, windows = checkpoint_schedule(100)
+    assert checkpoints == expected
+    assert windows == [22, 19, 16, 13, 10, 7, 6, 6]
+    is_ck, window = _schedule_arrays(100)
+    assert list(np.flatnonzero(is_ck) + 1) == expected
+    assert list(window[is_ck].astype(int)) == windows
+
+
+def _pgd(f, x, y, key, eps, n_iter):
+    """Plain L-inf PGD on CE: random start, step eps/4, same number of gradient evaluations."""
+    objective = base.attack_objective(f, "ce", False)
+    x_adv = base.project_linf(x + jax.random.uniform(key, x.shape, minval=-eps, maxval=eps), x, eps, BOUNDS)
+
+    def body(_, xa):
+        _, g = base.input_gradient(objective, xa, y)
+        return base.project_linf(xa + eps / 4 * jnp.sign(g), x, eps, BOUNDS)
+
+    return jax.lax.fori_loop(0, n_iter, body, x_adv)
+
+
+def test_apgd_at_least_as_strong_as_pgd_at_equal_budget(mlp):
+    f, x, y = mlp
+    key = jax.random.key(0)
+    n_iter = 20
+    run_apgd = jax.jit(lambda e: apgd(f, x, y, key, eps=e, n_iter=n_iter))
+    run_pgd = jax.jit(lambda e: _pgd(f, x, y, key, e, n_iter))
+    accs = []
+    for eps in (0.15, 0.2, 0.25):
+        xa, xp = run_apgd(eps), run_pgd(eps)
+        assert _linf(xa, x).max() <= eps + 1e-6
+        assert float(xa.min()) >= -1.0 and float(xa.max()) <= 1.0
+        accs.append((_acc(f, xa, y), _acc(f, xp, y)))
+    for acc_apgd, acc_pgd in accs:
+        assert acc_apgd <= acc_pgd, accs
+    assert accs[-1][0] < 1.0
+
+
+def test_apgd_l2_in_ball_and_vmaps_over_eps(mlp):
+    f, x, y = mlp
+    epss = jnp.array([0.5, 1.5])
+    out = jax.jit(jax.vmap(lambda e: apgd(f, x, y, jax.random.key(1), eps=e, norm="l2", n_iter=8)))(epss)
+    for e, xa in zip(epss, out):
+        assert _l2(xa, x).max() <= float(e) + 1e-5
+        assert float(xa.min()) >= -1.0 and float(xa.max()) <= 1.0
+    assert _acc(f, out[1], y) <= _acc(f, out[0], y)
+
+
+def test_dlr_losses_invariant_to_shift_and_positive_scale():
+    logits = jax.random.normal(jax.random.key(0), (16, 6))
+    y = jax.random.randint(jax.random.key(1), (16,), 0, 6)
+    t = (y + 1) % 6
+    for scale, shift in ((3.0, 0.0), (0.2, -5.0), (7.0, 11.0)):
+        z = scale * logits + shift
+        np.testing.assert_allclose(base.dlr(z, y), base.dlr(logits, y), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(base.dlr_targeted(z, y, t), base.dlr_targeted(logits, y, t), rtol=1e-4, atol=1e-5)
+    # CE is not scale invariant (the reason DLR exists)
+    assert not np.allclose(base.cross_entropy(3.0 * logits, y), base.cross_entropy(logits, y))
+
+
+def test_apgd_t_at_least_as_strong_as_apgd_ce_and_reaches_targets(mlp):
+    f, x, y = mlp
+    key = jax.random.key(2)
+    eps = 0.2
+    x_ce = jax.jit(lambda: apgd(f, x, y, key, eps=eps, n_iter=20))()
+    x_t = jax.jit(lambda: apgd_targeted(f, x, y, key, eps=eps, n_iter=20, n_target_classes=3))()
+    assert _linf(x_t, x).max() <= eps + 1e-6
+    assert _acc(f, x_t, y) <= _acc(f, x_ce, y)
+
+    # one targeted-DLR run towards the 2nd most likely class drives most samples to that class
+    target = jnp.argsort(f(x), axis=-1)[:, -2]
+    _, fooled, _, x_adv = jax.jit(lambda: apgd_single_run(
+        lambda z: base.dlr_targeted(z, y, target), f, x, y, key, eps=0.35, bounds=BOUNDS, norm="linf",
+        n_iter=20))()
+    pred = jnp.argmax(f(x_adv), -1)
+    assert float(jnp.mean(fooled)) > 0.8
+    assert float(jnp.mean(jnp.where(fooled, pred == target, False))) > 0.6
+
+
+# ----------------------------------------------------------------------------- Square
+
+
+@pytest.mark.parametrize("norm,eps", [("linf", 0.25), ("l2", 1.5)])
+def test_square_only_accepts_improvements_and_stays_in_ball(mlp, norm, eps):
+    f, x, y = mlp
+    run = jax.jit(lambda k: square_single_run(f, x, y, k, eps=eps, bounds=BOUNDS, norm=norm, n_queries=60))
+    x_best, margin_min, loss_min, margin_init, loss_init = run(jax.random.key(3))
+    assert bool(jnp.all(loss_min <= loss_init))
+    assert bool(jnp.all(margin_min <= margin_init + 1e-6))
+    margin_now = -base.margin(f(x_best), y)  # z_y - max_{j != y} z_j of the returned point
+    np.testing.assert_allclose(margin_now, margin_min, rtol=1e-5, atol=1e-5)
+    assert float(jnp.mean(margin_min < margin_init)) > 0.5  # it does make progress
+    dist = _linf(x_best, x) if norm == "linf" else _l2(x_best, x)
+    assert dist.max() <= eps + 1e-5
+    assert float(x_best.min()) >= -1.0 and float(x_best.max()) <= 1.0
+
+    x_adv = square_attack(f, x, y, jax.random.key(3), eps=eps, norm=norm, n_queries=20)
+    dist = _linf(x_adv, x) if norm == "linf" else _l2(x_adv, x)
+    assert dist.max() <= eps + 1e-5
+
+
+# ----------------------------------------------------------------------------- FAB
+
+
+def test_fab_finds_minimal_linf_distance_on_linear_model():
+    w, b = random_linear_model(jax.random.key(3))
+    f = linear_logits_fn(w, b)
+    x = jax.random.uniform(jax.random.key(4), (16,) + IMAGE_SHAPE, minval=-0.5, maxval=0.5)
+    y = jnp.argmax(f(x), -1)
+    logits = f(x)
+    z_y = jnp.take_along_axis(logits, y[:, None], 1)
+    w_diff_l1 = jnp.sum(jnp.abs(w[:, y].T[:, None, :] - w.T[None]), -1)  # ||w_y - w_j||_1, [B, K]
+    dist = jnp.where(jax.nn.one_hot(y, NUM_CLASSES, dtype=bool), jnp.inf, (z_y - logits) / w_diff_l1).min(1)
+    assert float(dist.max()) < 0.4  # the box [-1, 1] is not active
+
+    res = jax.jit(lambda: fab_minimum_norm(f, x, y, jax.random.key(0), n_iter=10))()
+    assert bool(res.success.all())
+    assert bool(jnp.all(jnp.argmax(f(res.x_adv), -1) != y))
+    ratio = np.asarray(res.norm / dist)
+    assert ratio.min() >= 1.0 - 1e-4 and ratio.max() <= 1.06, ratio
+
+    # bounded use (as in AutoAttack): only results within eps count, others return x
+    eps = float(jnp.median(dist))
+    x_b = fab_bounded(f, x, y, jax.random.key(0), eps=eps, n_iter=10)
+    fooled = np.asarray(jnp.argmax(f(x_b), -1) != y)
+    assert _linf(x_b, x).max() <= eps + 1e-6
+    assert np.all(fooled[np.asarray(dist) * 1.06 < eps])
+    assert not np.any(fooled[np.asarray(dist) > eps])
+    np.testing.assert_array_equal(np.asarray(x_b)[~fooled], np.asarray(x)[~fooled])
+
+
+# ----------------------------------------------------------------------------- AutoAttack
+
+
+def test_autoattack_at_least_as_strong_as_each_member_and_record_consistent(mlp):
+    f, x, y = mlp
+    key = jax.random.key(5)
+    eps = 0.2
+    kw = dict(n_iter=8, n_target_classes=2, n_queries=40)
+    report = jax.jit(lambda k: autoattack_report(f, x, y, k, eps=eps, **kw))(key)
+    names = report.attacks
+    assert names == ("apgd-ce", "apgd-t", "fab-t", "square")
+    first = np.asarray(report.first_success)
+    x_adv = report.x_adv
+    assert _linf(x_adv, x).max() <= eps + 1e-6
+    fooled_ens = np.asarray(jnp.argmax(f(x_adv), -1) != y)
+
+    fooled_members = []
+    for i, name in enumerate(names):
+        xm = jax.jit(lambda k, n=name: run_member(n, f, x, y, k, eps=eps, bounds=BOUNDS, norm="linf", **kw))(
+            jax.random.fold_in(key, i))
+        assert _linf(xm, x).max() <= eps + 1e-6
+        fooled_members.append(np.asarray(jnp.argmax(f(xm), -1) != y))
+        # robust under the ensemble => robust under this member
+        assert not np.any(~fooled_ens & fooled_members[-1]), name
+    fooled_members = np.stack(fooled_members)
+
+    clean_wrong = np.asarray(jnp.argmax(f(x), -1) != y)
+    assert np.all((first == CLEAN_MISCLASSIFIED) == clean_wrong)
+    assert np.all((first == ROBUST) == (~fooled_members.any(0) & ~clean_wrong))
+    for i in range(len(names)):
+        sel = first == i
+        assert np.all(fooled_members[i][sel])
+        assert not np.any(fooled_members[:i][:, sel])
+    assert np.all(fooled_ens == (first != ROBUST))
+    np.testing.assert_array_equal(np.asarray(x_adv)[first == ROBUST], np.asarray(x)[first == ROBUST])
+
+    acc = np.asarray(report.robust_accuracy)
+    assert acc.shape == (len(names) + 1,)
+    assert np.all(np.diff(acc) <= 0)
+    np.testing.assert_allclose(acc[0], 1.0 - clean_wrong.mean())
+    for i in range(len(names) + 1):
+        np.testing.assert_allclose(acc[i], np.mean((first == ROBUST) | (first >= i)))
+    assert acc[-1] < acc[0]

@@ -1,0 +1,184 @@
+"""Minimum-norm attacks (DeepFool L2/L-inf, C&W L2, EAD) against closed forms on a linear model,
+plus the MinNormResult contract on a small trained MLP."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gfa_jax import attacks
+from tiny_models import BOUNDS, linear_logits_fn, mlp_apply, random_linear_model, trained_mlp
+
+OVERSHOOT = 0.02
+STEP_EPS = 1e-4  # DeepFool's per-step "pert + 1e-4"
+
+
+def _fn(name):
+    return attacks.get_attack(name).fn
+
+
+@pytest.fixture(scope="module")
+def linear():
+    """A linear model and 6 inputs near the centre of the box, pushed towards their own class so the
+    L2 distances to the decision boundary are ~0.1-0.6 (the box is never active)."""
+    weights, bias = random_linear_model(jax.random.key(1))
+    logits_fn = linear_logits_fn(weights, bias)
+    x0 = 0.1 * jax.random.normal(jax.random.key(2), (6, 6, 6, 1))
+    y = jnp.argmax(logits_fn(x0), -1)
+    push = weights[:, y].T - weights.mean(1)[None]
+    push = push / jnp.linalg.norm(push, axis=1, keepdims=True)
+    x = x0 + 0.3 * push.reshape(x0.shape)
+    assert bool(jnp.all(jnp.argmax(logits_fn(x), -1) == y))
+    assert float(jnp.max(jnp.abs(x))) < 0.5
+
+    # closed forms: distance to the union of half-spaces {z_j >= z_y}, in L2, L-inf and L1
+    w = np.asarray(weights)
+    logits = np.asarray(logits_fn(x))
+    dists = {2: [], "inf": [], 1: []}
+    for i, yi in enumerate(np.asarray(y)):
+        gaps = logits[i, yi] - np.delete(logits[i], yi)
+        diff = np.delete(w, yi, axis=1) - w[:, [yi]]  # [D, K-1]
+        dists[2].append(np.min(gaps / np.linalg.norm(diff, axis=0)))
+        dists["inf"].append(np.min(gaps / np.abs(diff).sum(0)))  # dual norm of L-inf is L1
+        dists[1].append(np.min(gaps / np.abs(diff).max(0)))  # dual norm of L1 is L-inf
+    dists = {k: np.asarray(v) for k, v in dists.items()}
+    assert 0.1 < dists[2].min() and dists[2].max() < 0.8
+    return logits_fn, x, y, dists
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    params, x, y = trained_mlp()
+    return (lambda v: mlp_apply(params, v)), x[:6], y[:6]
+
+
+def _check_misclassified(logits_fn, res, y):
+    pred = jnp.argmax(logits_fn(res.x_adv), -1)
+    np.testing.assert_array_equal(np.asarray(res.success), np.asarray(pred != y))
+
+
+@pytest.mark.parametrize("name,ord", [("deepfool", 2), ("deepfool_linf", "inf")])
+def test_deepfool_linear_closed_form(linear, name, ord):
+    logits_fn, x, y, dists = linear
+    res = jax.jit(lambda x_, y_: _fn(name)(logits_fn, x_, y_, None, bounds=BOUNDS, max_iter=2))(x, y)
+    assert bool(jnp.all(res.success))
+    _check_misclassified(logits_fn, res, y)
+    expected = (1 + OVERSHOOT) * (dists[ord] + STEP_EPS)
+    np.testing.assert_allclose(np.asarray(res.norm), expected, rtol=1e-4)
+    norm_ord = 2 if ord == 2 else "linf"
+    np.testing.assert_allclose(np.asarray(res.norm), np.asarray(attacks.base.per_sample_norm(res.x_adv - x, norm_ord)),
+                               rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["deepfool", "deepfool_linf"])
+def test_deepfool_batched_equals_per_sample(mlp, name):
+    logits_fn, x, y = mlp
+    attack = jax.jit(lambda x_, y_: _fn(name)(logits_fn, x_, y_, None, bounds=BOUNDS))
+    batched = attack(x, y)
+    singles = [attack(x[i:i + 1], y[i:i + 1]) for i in range(x.shape[0])]
+    assert bool(jnp.all(batched.success))
+    for field in range(3):
+        np.testing.assert_allclose(np.asarray(batched[field]),
+                                   np.concatenate([np.asarray(s[field]) for s in singles]), rtol=1e-4, atol=1e-5)
+
+
+def test_deepfool_already_misclassified_and_top_classes(mlp):
+    logits_fn, x, y = mlp
+    wrong = (y + 1) % 4
+    res = _fn("deepfool")(logits_fn, x, wrong, None)
+    pre = jnp.argmax(logits_fn(x), -1) != wrong
+    np.testing.assert_array_equal(np.asarray(res.norm)[np.asarray(pre)], 0.0)
+    res = _fn("deepfool")(logits_fn, x, y, None, num_classes=2)  # only the runner-up class as candidate
+    _check_misclassified(logits_fn, res, y)
+
+
+def test_cw_l2_linear_near_minimal(linear):
+    logits_fn, x, y, dists = linear
+    res = jax.jit(lambda x_, y_: _fn("cw_l2")(logits_fn, x_, y_, None, bounds=BOUNDS, steps=200))(x, y)
+    assert bool(jnp.all(res.success))
+    _check_misclassified(logits_fn, res, y)
+    norm = np.asarray(res.norm)
+    assert np.all(norm >= dists[2] * (1 - 1e-4)), (norm, dists[2])  # nothing is closer than the boundary
+    assert np.all(norm <= dists[2] * 1.05), (norm / dists[2])
+
+
+def test_cw_l2_targeted(linear):
+    logits_fn, x, y, _ = linear
+    target = (y + 1) % 4
+    res = _fn("cw_l2")(logits_fn, x, target, None, targeted=True, steps=100, binary_search_steps=6)
+    assert bool(jnp.all(res.success))
+    np.testing.assert_array_equal(np.asarray(jnp.argmax(logits_fn(res.x_adv), -1)), np.asarray(target))
+
+
+def test_ead_rules_linear(linear):
+    logits_fn, x, y, dists = linear
+    kw = dict(bounds=BOUNDS, steps=200, binary_search_steps=6)
+    res_en = jax.jit(lambda x_, y_: _fn("ead_en")(logits_fn, x_, y_, None, **kw))(x, y)
+    res_l1 = jax.jit(lambda x_, y_: _fn("ead_l1")(logits_fn, x_, y_, None, **kw))(x, y)
+    for res in (res_en, res_l1):
+        assert bool(jnp.all(res.success))
+        _check_misclassified(logits_fn, res, y)
+        np.testing.assert_allclose(np.asarray(res.norm),
+                                   np.asarray(attacks.base.per_sample_norm(res.x_adv - x, 1)), rtol=1e-5)
+        assert np.all(np.asarray(res.norm) >= dists[1] * (1 - 1e-4))  # minimal L1 distance
+    assert np.all(np.asarray(res_l1.norm) <= np.asarray(res_en.norm) * (1 + 1e-6))
+
+
+MIN_NORM = {"deepfool": "l2", "deepfool_linf": "linf", "cw_l2": "l2", "ead_en": "l1", "ead_l1": "l1"}
+
+
+@pytest.mark.parametrize("name", sorted(MIN_NORM))
+def test_min_norm_contract(mlp, name):
+    """Registered as minimum_norm; deterministic; in bounds; success <=> misclassified; x_adv = x and
+    norm = inf on failure; norm is the metric's norm; vmap over stacked models runs."""
+    logits_fn, x, y = mlp
+    spec = attacks.get_attack(name)
+    assert spec.kind == "minimum_norm" and spec.norm == MIN_NORM[name]
+    attack = jax.jit(lambda x_, y_: spec.fn(logits_fn, x_, y_, jax.random.key(0), bounds=BOUNDS, **spec.test_kwargs))
+    res, res2 = attack(x, y), attack(x, y)
+    for a, b in zip(res, res2):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert res.x_adv.shape == x.shape and res.success.shape == res.norm.shape == y.shape
+    assert float(res.x_adv.min()) >= BOUNDS[0] and float(res.x_adv.max()) <= BOUNDS[1]
+    _check_misclassified(logits_fn, res, y)
+    fail = ~np.asarray(res.success)
+    np.testing.assert_array_equal(np.asarray(res.x_adv)[fail], np.asarray(x)[fail])
+    assert np.all(np.isinf(np.asarray(res.norm)[fail]))
+    ok = ~fail
+    measured = np.asarray(attacks.base.per_sample_norm(res.x_adv - x, MIN_NORM[name]))
+    np.testing.assert_allclose(np.asarray(res.norm)[ok], measured[ok], rtol=1e-4, atol=1e-6)
+
+
+def test_vmap_over_models(linear):
+    """vmap over two stacked linear models (parameters closed over as tracers)."""
+    _, x, y, _ = linear
+    weights, bias = zip(*[random_linear_model(jax.random.key(s)) for s in (1, 3)])
+    weights, bias = jnp.stack(weights), jnp.stack(bias)
+
+    def run(w, b):
+        return _fn("deepfool")(linear_logits_fn(w, b), x, y, None, max_iter=3)
+
+    res = jax.jit(jax.vmap(run))(weights, bias)
+    single = _fn("deepfool")(linear_logits_fn(weights[1], bias[1]), x, y, None, max_iter=3)
+    np.testing.assert_allclose(np.asarray(res.norm[1]), np.asarray(single.norm), rtol=1e-4)
+
+
+@pytest.mark.parametrize("targeted", [False, True])
+def test_jsma(mlp, targeted):
+    logits_fn, x, y = mlp
+    target = (y + 2) % 4
+    labels = target if targeted else y
+    attack = jax.jit(lambda x_, y_: _fn("jsma")(logits_fn, x_, y_, None, bounds=BOUNDS, gamma=0.3,
+                                                 targeted=targeted))
+    res, res2 = attack(x, labels), attack(x, labels)
+    np.testing.assert_array_equal(np.asarray(res.x_adv), np.asarray(res2.x_adv))
+    assert attacks.get_attack("jsma").kind == "minimum_norm"
+    pred = jnp.argmax(logits_fn(res.x_adv), -1)
+    expected = (pred == target) if targeted else (pred != y)
+    np.testing.assert_array_equal(np.asarray(res.success), np.asarray(expected))
+    assert bool(jnp.any(res.success))
+    assert float(res.x_adv.min()) >= BOUNDS[0] and float(res.x_adv.max()) <= BOUNDS[1]
+    ok = np.asarray(res.success)
+    l0 = np.sum(np.asarray(res.x_adv != x).reshape(x.shape[0], -1), axis=-1)
+    np.testing.assert_array_equal(np.asarray(res.norm)[ok], l0[ok])
+    assert np.all(l0 <= 2 * np.ceil(36 * 0.3 / 2))
+    np.testing.assert_array_equal(np.asarray(res.x_adv)[~ok], np.asarray(x)[~ok])
