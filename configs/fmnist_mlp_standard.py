@@ -5,7 +5,7 @@
 from gfa_jax.config import base_config, strategy_beta
 
 # GFA weight of the regularised layers in the FIRST / DEEP variants of this setup.
-GFA_WEIGHT = 0.1
+GFA_WEIGHT = 0.03
 
 
 def get_config(strategy: str = "standard"):

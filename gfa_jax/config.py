@@ -57,6 +57,23 @@ def base_config() -> ml_collections.ConfigDict:
 
     config.checkpoint = ml_collections.ConfigDict()
     config.checkpoint.max_to_keep = 2
+
+    # The robustness report that ends a run (gfa_jax.robustness): every attack over its eps grid,
+    # all seeds in one program per attack. Distances are in model-input units ([-1, 1] inputs).
+    config.robustness = ml_collections.ConfigDict()
+    config.robustness.enabled = True
+    config.robustness.attacks = ("fgsm", "pgd", "pgd_l2", "apgd", "deepfool")
+    config.robustness.eps_linf = (0.0, 0.05, 0.1, 0.2, 0.3)
+    config.robustness.eps_l2 = (0.0, 0.5, 1.0, 2.0, 3.0)
+    config.robustness.table_eps_linf = 0.1  # the eps of the Markdown table's cells
+    config.robustness.table_eps_l2 = 1.0
+    config.robustness.protocol = "common_correct"  # common_correct | all
+    config.robustness.num_samples = 1000  # of the test set, after the protocol's selection (0: all)
+    config.robustness.batch_size = 500
+    config.robustness.seed = 0
+    # Per-attack keyword arguments, e.g. {"square": {"n_queries": 1000}}, as a JSON string so any
+    # attack's options can be set from the command line.
+    config.robustness.attack_kwargs = "{}"
     return config
 
 

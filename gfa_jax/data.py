@@ -11,7 +11,8 @@ are supported, because the machines this runs on differ in what they can reach:
   become the training split and the last 20% (2,000) the test split; the returned
   ``ImageDataset.source`` then starts with ``"idx-t10k-split:"`` so results can say so.
 * ``"image_folder"``: ``<root>/{train,test}/<class name>/*.{jpg,jpeg,png}``, given as a directory
-  or a ``.tar.gz`` archive of one (extracted once into the cache directory). Decoded arrays are
+  or a ``.tar.gz`` archive of one (extracted once into the cache directory). Class folders are
+  named as in ``DATASETS[name]["class_names"]`` ("/" replaced by "_"). Decoded arrays are
   cached as ``.npz`` in the cache directory (``~/.cache/gfa_jax``, or ``$GFA_JAX_CACHE``).
 * ``"tfds"``: tensorflow-datasets' random-access ``tfds.data_source`` (works without TensorFlow).
 
@@ -225,10 +226,10 @@ def _load_idx(name: str, data_dir: str | None, download: bool) -> ImageDataset:
 
     if files["test", "images"] is None or files["test", "labels"] is None:
         raise DatasetNotFoundError(f"idx: missing {', '.join(missing)}")
-    test_images, test_labels = _read_idx_split(name, files["test", "images"], files["test", "labels"])
+    test_images, test_labels = _read_idx_split(files["test", "images"], files["test", "labels"])
     if files["train", "images"] is not None and files["train", "labels"] is not None:
-        train_images, train_labels = _read_idx_split(
-            name, files["train", "images"], files["train", "labels"])
+        train_images, train_labels = _read_idx_split(files["train", "images"],
+                                                     files["train", "labels"])
         return _dataset(name, train_images, train_labels, test_images, test_labels,
                         source=f"idx:{directory}")
     if name not in T10K_SPLIT_DATASETS:
@@ -252,7 +253,7 @@ def _find_idx_file(directory: pathlib.Path, stem: str) -> pathlib.Path | None:
     return None
 
 
-def _read_idx_split(name: str, images_path: pathlib.Path,
+def _read_idx_split(images_path: pathlib.Path,
                     labels_path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
     """Reads one split's image and label IDX files and checks they agree."""
     images = read_idx(images_path, expected_ndim=3)[..., np.newaxis]
@@ -292,31 +293,41 @@ def read_idx(path: pathlib.Path, expected_ndim: int) -> np.ndarray:
 
 
 def _load_image_folder(name: str, data_dir: str | None, download: bool) -> ImageDataset:
-    """Loads `<root>/{train,test}/<class>/*` from a folder or .tar.gz, via an .npz cache."""
+    """Loads `<root>/{train,test}/<class>/*` from a folder or .tar.gz, via an .npz cache.
+
+    The cache is keyed by a fingerprint of the archive file, or of every file in the folder, so
+    it is rebuilt when they change. Decoding runs on threads, not processes: forking a process
+    that may already hold JAX state is unsafe, and PIL releases the GIL while decoding.
+    """
     del download  # Local files only.
     if data_dir is None:
         raise DatasetNotFoundError("image_folder: no data_dir given (a folder or .tar.gz)")
     given = pathlib.Path(data_dir)
     if not given.exists():
         raise DatasetNotFoundError(f"image_folder: {given} does not exist")
-    folder = _extract_archive(given) if _is_archive(given) else given
-    root = _find_split_root(folder)
-    if root is None:
-        raise DatasetNotFoundError(f"image_folder: no folder with train/ and test/ in {given}")
-
-    files = {split: _list_images(name, root / split) for split in ("train", "test")}
-    fingerprint = _fingerprint(files["train"] + files["test"])
+    is_archive = _is_archive(given)
+    fingerprint = _fingerprint([given] if is_archive else sorted(given.rglob("*")))
     cache_file = _cache_dir() / f"{_cache_label(given)}.{name}.npz"
     arrays = _read_cache(cache_file, fingerprint)
     if arrays is None:
-        shape = DATASETS[name]["image_shape"]
-        arrays = {}
-        for split, labelled_paths in files.items():
-            arrays[f"{split}_images"] = _decode_images([path for path, _ in labelled_paths], shape)
-            arrays[f"{split}_labels"] = np.array([label for _, label in labelled_paths], np.int32)
+        arrays = _decode_image_folder(name, _extract_archive(given) if is_archive else given)
         _write_cache(cache_file, arrays, fingerprint)
     return _dataset(name, arrays["train_images"], arrays["train_labels"], arrays["test_images"],
                     arrays["test_labels"], source=f"image_folder:{given}")
+
+
+def _decode_image_folder(name: str, folder: pathlib.Path) -> dict[str, np.ndarray]:
+    """Decodes both splits under `folder` into {"<split>_images", "<split>_labels"} arrays."""
+    root = _find_split_root(folder)
+    if root is None:
+        raise DatasetNotFoundError(f"image_folder: no folder with train/ and test/ in {folder}")
+    arrays = {}
+    for split in ("train", "test"):
+        labelled_paths = _list_images(name, root / split)
+        arrays[f"{split}_images"] = _decode_images([path for path, _ in labelled_paths],
+                                                   DATASETS[name]["image_shape"])
+        arrays[f"{split}_labels"] = np.array([label for _, label in labelled_paths], np.int32)
+    return arrays
 
 
 def _is_archive(path: pathlib.Path) -> bool:
@@ -383,28 +394,33 @@ def class_folder_name(class_name: str) -> str:
 
 
 def _list_images(name: str, split_dir: pathlib.Path) -> list[tuple[pathlib.Path, int]]:
-    """(path, label) of every image under `split_dir/<class>/`, sorted by label then file name."""
+    """(path, label) of every image under `split_dir/<class>/`, sorted by label then file name.
+
+    Hidden entries are skipped; any other class folder must be named by `class_folder_name`.
+    """
     labels_by_folder = {class_folder_name(class_name): label
                         for label, class_name in enumerate(DATASETS[name]["class_names"])}
     labelled_paths = []
-    for class_dir in sorted(child for child in split_dir.iterdir() if child.is_dir()):
+    for class_dir in sorted(child for child in split_dir.iterdir()
+                            if child.is_dir() and not child.name.startswith(".")):
         if class_dir.name not in labels_by_folder:
             raise ValueError(f"{class_dir}: {class_dir.name!r} is not a {name} class; valid "
                              f"folder names: {', '.join(labels_by_folder)}.")
         label = labels_by_folder[class_dir.name]
         labelled_paths += [(path, label) for path in sorted(class_dir.iterdir())
-                           if path.suffix.lower() in IMAGE_SUFFIXES]
+                           if path.suffix.lower() in IMAGE_SUFFIXES
+                           and not path.name.startswith(".")]  # e.g. macOS "._x.jpg" files
     if not labelled_paths:
         raise DatasetNotFoundError(f"image_folder: no images under {split_dir}/<class>/")
     return sorted(labelled_paths, key=lambda labelled: labelled[1])  # Stable: keeps name order.
 
 
-def _fingerprint(labelled_paths: list[tuple[pathlib.Path, int]]) -> str:
-    """Hash of every file's path, label, size and mtime: changes whenever the folder does."""
+def _fingerprint(paths: list[pathlib.Path]) -> str:
+    """Hash of every path with its size and mtime: changes whenever one of the files does."""
     digest = hashlib.sha1()
-    for path, label in labelled_paths:
+    for path in paths:
         stat = path.stat()
-        digest.update(f"{path}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        digest.update(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
@@ -483,19 +499,16 @@ def _read_records(records, image_shape: tuple[int, int, int]) -> tuple[np.ndarra
     images = np.empty((len(records), *image_shape), np.uint8)
     labels = np.empty(len(records), np.int32)
     for index, record in enumerate(records):
-        images[index] = _check_shape(record["image"], image_shape, f"tfds record {index}")
+        if record["image"].shape != image_shape:
+            raise ValueError(f"tfds record {index}: image shape {record['image'].shape}, "
+                             f"expected {image_shape}.")
+        images[index] = record["image"]
         labels[index] = record["label"]
     return images, labels
 
 
 # ----------------------------------------------------------------------------------------------
 # validation
-
-
-def _check_shape(image: np.ndarray, image_shape: tuple[int, ...], where: str) -> np.ndarray:
-    if image.shape != image_shape:
-        raise ValueError(f"{where}: image shape {image.shape}, expected {image_shape}.")
-    return image
 
 
 def _dataset(name: str, train_images: np.ndarray, train_labels: np.ndarray,

@@ -1,7 +1,8 @@
 """Command line: ``python -m gfa_jax.main --config configs/<name>.py [--workdir DIR] [--config.a.b=v]``.
 
-Trains every seed of the config, evaluating and checkpointing each epoch; started again with the
-same command it resumes from the last checkpoint in the workdir.
+Trains every seed of the config, evaluating and checkpointing each epoch, then attacks the result
+(``config.robustness``; report in ``<workdir>/robustness/``). Started again with the same command it
+resumes from the last checkpoint in the workdir, and the evaluation from its last finished attack.
 """
 from __future__ import annotations
 
@@ -25,6 +26,12 @@ def main(argv) -> None:
     logging.info("Config:\n%s", config)
     summary = train.train_and_evaluate(config, workdir)
     print(json.dumps(summary, indent=2))
+    if config.robustness.enabled:
+        from gfa_jax import robustness
+
+        outdir = f"{workdir}/robustness"
+        robustness.evaluate_runs([workdir], outdir, config.robustness)
+        print(open(f"{outdir}/table.md").read())
 
 
 def run() -> None:

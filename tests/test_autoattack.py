@@ -9,9 +9,9 @@ import pytest
 from gfa_jax.attacks import base
 from gfa_jax.attacks.apgd import _schedule_arrays, apgd, apgd_single_run, checkpoint_schedule
 from gfa_jax.attacks.apgd_t import apgd_targeted
-from gfa_jax.attacks.autoattack import ROBUST, CLEAN_MISCLASSIFIED, autoattack_report, run_member
+from gfa_jax.attacks.autoattack import CLEAN_MISCLASSIFIED, ROBUST, attack_list, autoattack_report, run_member
 from gfa_jax.attacks.fab import fab_bounded, fab_minimum_norm
-from gfa_jax.attacks.square import square_attack, square_single_run
+from gfa_jax.attacks.square import square_single_run
 from tiny_models import IMAGE_SHAPE, NUM_CLASSES, linear_logits_fn, mlp_apply, random_linear_model, trained_mlp
 
 BOUNDS = (-1.0, 1.0)
@@ -59,32 +59,38 @@ def test_checkpoint_schedule_matches_reference_for_100_iterations():
 
 
 def _pgd(f, x, y, key, eps, n_iter):
-    """Plain L-inf PGD on CE: random start, step eps/4, same number of gradient evaluations."""
+    """Plain L-inf PGD on CE (Madry et al.): uniform random start, fixed step 2.5 * eps / n_iter."""
     objective = base.attack_objective(f, "ce", False)
     x_adv = base.project_linf(x + jax.random.uniform(key, x.shape, minval=-eps, maxval=eps), x, eps, BOUNDS)
 
     def body(_, xa):
         _, g = base.input_gradient(objective, xa, y)
-        return base.project_linf(xa + eps / 4 * jnp.sign(g), x, eps, BOUNDS)
+        return base.project_linf(xa + 2.5 * eps / n_iter * jnp.sign(g), x, eps, BOUNDS)
 
     return jax.lax.fori_loop(0, n_iter, body, x_adv)
 
 
 def test_apgd_at_least_as_strong_as_pgd_at_equal_budget(mlp):
+    # On this tiny MLP the outcome of a single run is decided mostly by the random start (both attacks
+    # converge within ~10 steps), so robust accuracy is averaged over 8 random starts (keys).
     f, x, y = mlp
-    key = jax.random.key(0)
-    n_iter = 20
-    run_apgd = jax.jit(lambda e: apgd(f, x, y, key, eps=e, n_iter=n_iter))
-    run_pgd = jax.jit(lambda e: _pgd(f, x, y, key, e, n_iter))
+    keys = jax.random.split(jax.random.key(0), 8)
+    n_iter = 10
+    run_apgd = jax.jit(jax.vmap(lambda k, e: apgd(f, x, y, k, eps=e, n_iter=n_iter), (0, None)))
+    run_pgd = jax.jit(jax.vmap(lambda k, e: _pgd(f, x, y, k, e, n_iter), (0, None)))
+
+    def robust_acc(xs):
+        return float(jnp.mean(jax.vmap(lambda xa: jnp.argmax(f(xa), -1) == y)(xs)))
+
     accs = []
-    for eps in (0.15, 0.2, 0.25):
-        xa, xp = run_apgd(eps), run_pgd(eps)
-        assert _linf(xa, x).max() <= eps + 1e-6
+    for eps in (0.15, 0.2, 0.25, 0.3):
+        xa, xp = run_apgd(keys, eps), run_pgd(keys, eps)
+        assert max(_linf(xi, x).max() for xi in xa) <= eps + 1e-6
         assert float(xa.min()) >= -1.0 and float(xa.max()) <= 1.0
-        accs.append((_acc(f, xa, y), _acc(f, xp, y)))
+        accs.append((robust_acc(xa), robust_acc(xp)))
     for acc_apgd, acc_pgd in accs:
         assert acc_apgd <= acc_pgd, accs
-    assert accs[-1][0] < 1.0
+    assert accs[-1][0] < 0.5
 
 
 def test_apgd_l2_in_ball_and_vmaps_over_eps(mlp):
@@ -113,8 +119,8 @@ def test_apgd_t_at_least_as_strong_as_apgd_ce_and_reaches_targets(mlp):
     f, x, y = mlp
     key = jax.random.key(2)
     eps = 0.2
-    x_ce = jax.jit(lambda: apgd(f, x, y, key, eps=eps, n_iter=20))()
-    x_t = jax.jit(lambda: apgd_targeted(f, x, y, key, eps=eps, n_iter=20, n_target_classes=3))()
+    x_ce = jax.jit(lambda: apgd(f, x, y, key, eps=eps, n_iter=10))()
+    x_t = jax.jit(lambda: apgd_targeted(f, x, y, key, eps=eps, n_iter=10, n_target_classes=3))()
     assert _linf(x_t, x).max() <= eps + 1e-6
     assert _acc(f, x_t, y) <= _acc(f, x_ce, y)
 
@@ -122,7 +128,7 @@ def test_apgd_t_at_least_as_strong_as_apgd_ce_and_reaches_targets(mlp):
     target = jnp.argsort(f(x), axis=-1)[:, -2]
     _, fooled, _, x_adv = jax.jit(lambda: apgd_single_run(
         lambda z: base.dlr_targeted(z, y, target), f, x, y, key, eps=0.35, bounds=BOUNDS, norm="linf",
-        n_iter=20))()
+        n_iter=10))()
     pred = jnp.argmax(f(x_adv), -1)
     assert float(jnp.mean(fooled)) > 0.8
     assert float(jnp.mean(jnp.where(fooled, pred == target, False))) > 0.6
@@ -134,7 +140,7 @@ def test_apgd_t_at_least_as_strong_as_apgd_ce_and_reaches_targets(mlp):
 @pytest.mark.parametrize("norm,eps", [("linf", 0.25), ("l2", 1.5)])
 def test_square_only_accepts_improvements_and_stays_in_ball(mlp, norm, eps):
     f, x, y = mlp
-    run = jax.jit(lambda k: square_single_run(f, x, y, k, eps=eps, bounds=BOUNDS, norm=norm, n_queries=60))
+    run = jax.jit(lambda k: square_single_run(f, x, y, k, eps=eps, bounds=BOUNDS, norm=norm, n_queries=40))
     x_best, margin_min, loss_min, margin_init, loss_init = run(jax.random.key(3))
     assert bool(jnp.all(loss_min <= loss_init))
     assert bool(jnp.all(margin_min <= margin_init + 1e-6))
@@ -144,10 +150,6 @@ def test_square_only_accepts_improvements_and_stays_in_ball(mlp, norm, eps):
     dist = _linf(x_best, x) if norm == "linf" else _l2(x_best, x)
     assert dist.max() <= eps + 1e-5
     assert float(x_best.min()) >= -1.0 and float(x_best.max()) <= 1.0
-
-    x_adv = square_attack(f, x, y, jax.random.key(3), eps=eps, norm=norm, n_queries=20)
-    dist = _linf(x_adv, x) if norm == "linf" else _l2(x_adv, x)
-    assert dist.max() <= eps + 1e-5
 
 
 # ----------------------------------------------------------------------------- FAB
@@ -164,7 +166,7 @@ def test_fab_finds_minimal_linf_distance_on_linear_model():
     dist = jnp.where(jax.nn.one_hot(y, NUM_CLASSES, dtype=bool), jnp.inf, (z_y - logits) / w_diff_l1).min(1)
     assert float(dist.max()) < 0.4  # the box [-1, 1] is not active
 
-    res = jax.jit(lambda: fab_minimum_norm(f, x, y, jax.random.key(0), n_iter=10))()
+    res = jax.jit(lambda: fab_minimum_norm(f, x, y, jax.random.key(0), n_iter=6))()
     assert bool(res.success.all())
     assert bool(jnp.all(jnp.argmax(f(res.x_adv), -1) != y))
     ratio = np.asarray(res.norm / dist)
@@ -172,7 +174,7 @@ def test_fab_finds_minimal_linf_distance_on_linear_model():
 
     # bounded use (as in AutoAttack): only results within eps count, others return x
     eps = float(jnp.median(dist))
-    x_b = fab_bounded(f, x, y, jax.random.key(0), eps=eps, n_iter=10)
+    x_b = jax.jit(lambda: fab_bounded(f, x, y, jax.random.key(0), eps=eps, n_iter=6))()
     fooled = np.asarray(jnp.argmax(f(x_b), -1) != y)
     assert _linf(x_b, x).max() <= eps + 1e-6
     assert np.all(fooled[np.asarray(dist) * 1.06 < eps])
@@ -187,9 +189,9 @@ def test_autoattack_at_least_as_strong_as_each_member_and_record_consistent(mlp)
     f, x, y = mlp
     key = jax.random.key(5)
     eps = 0.2
-    kw = dict(n_iter=8, n_target_classes=2, n_queries=40)
+    kw = dict(n_iter=6, n_target_classes=2, n_queries=30)
     report = jax.jit(lambda k: autoattack_report(f, x, y, k, eps=eps, **kw))(key)
-    names = report.attacks
+    names = attack_list("standard", "linf")
     assert names == ("apgd-ce", "apgd-t", "fab-t", "square")
     first = np.asarray(report.first_success)
     x_adv = report.x_adv

@@ -1,7 +1,6 @@
 """Multi-seed training end to end on a tiny synthetic IDX dataset: seeds trained together equal seeds
 trained alone, the seed axis is sharded, a killed run resumes to the same parameters, bad configs
 and NaN losses fail clearly."""
-import gzip
 import json
 import pathlib
 import subprocess
@@ -17,29 +16,7 @@ from gfa_jax import train
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _write_idx(path: pathlib.Path, array: np.ndarray) -> None:
-    type_code = 0x08  # unsigned byte
-    header = bytes([0, 0, type_code, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
-@pytest.fixture(scope="module")
-def tiny_fashion_mnist(tmp_path_factory) -> pathlib.Path:
-    """128 train / 64 test 28x28 images whose class sets the mean brightness of a quadrant."""
-    directory = tmp_path_factory.mktemp("fmnist")
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", 128), ("t10k", 64)):
-        labels = rng.integers(0, 10, n)
-        images = rng.integers(0, 80, (n, 28, 28))
-        for i, label in enumerate(labels):
-            images[i, (label % 4) * 7:(label % 4) * 7 + 7, (label // 4) * 9:(label // 4) * 9 + 9] += 150
-        _write_idx(directory / f"{prefix}-images-idx3-ubyte.gz", images)
-        _write_idx(directory / f"{prefix}-labels-idx1-ubyte.gz", labels)
-    return directory
-
-
-def _config(data_dir, *, seeds=(0, 1, 2), strategy="deep", epochs=2):
+def tiny_config(data_dir, *, seeds=(0, 1, 2), strategy="deep", epochs=2):
     config = gfa_config.base_config()
     config.name = "test"
     config.strategy = strategy
@@ -52,6 +29,7 @@ def _config(data_dir, *, seeds=(0, 1, 2), strategy="deep", epochs=2):
     config.gfa.beta = gfa_config.strategy_beta(strategy, "paper_mlp", 0.1)
     config.eval.batch_size = 50
     config.eval.train_samples = 64
+    config.robustness.enabled = False
     return config
 
 
@@ -66,8 +44,8 @@ def _run(config, workdir, **kwargs):
 
 
 def test_seeds_trained_together_equal_seeds_trained_alone(tiny_fashion_mnist, tmp_path):
-    _, together = _run(_config(tiny_fashion_mnist, seeds=(0, 1, 2)), tmp_path / "together")
-    _, alone = _run(_config(tiny_fashion_mnist, seeds=(1,)), tmp_path / "alone")
+    _, together = _run(tiny_config(tiny_fashion_mnist, seeds=(0, 1, 2)), tmp_path / "together")
+    _, alone = _run(tiny_config(tiny_fashion_mnist, seeds=(1,)), tmp_path / "alone")
     seed_1_together = jax.tree.map(lambda leaf: np.asarray(leaf)[1], together.params)
     seed_1_alone = jax.tree.map(lambda leaf: np.asarray(leaf)[0], alone.params)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), seed_1_together, seed_1_alone)
@@ -77,14 +55,14 @@ def test_seeds_trained_together_equal_seeds_trained_alone(tiny_fashion_mnist, tm
 
 def test_seed_axis_is_sharded_across_devices(tiny_fashion_mnist, tmp_path):
     assert jax.device_count() == 4, "tests/conftest.py asks XLA for four host devices"
-    _, states = _run(_config(tiny_fashion_mnist, seeds=(0, 1, 2, 3), epochs=1), tmp_path / "run")
+    _, states = _run(tiny_config(tiny_fashion_mnist, seeds=(0, 1, 2, 3), epochs=1), tmp_path / "run")
     kernel = states.params["fc1"]["kernel"]
     assert len(kernel.sharding.device_set) == 4
     assert kernel.addressable_shards[0].data.shape[0] == 1
 
 
 def test_killed_run_resumes_to_the_same_parameters(tiny_fashion_mnist, tmp_path):
-    config = _config(tiny_fashion_mnist, epochs=3)
+    config = tiny_config(tiny_fashion_mnist, epochs=3)
     _, uninterrupted = _run(config, tmp_path / "uninterrupted")
 
     class Killed(Exception):
@@ -106,7 +84,7 @@ def test_killed_run_resumes_to_the_same_parameters(tiny_fashion_mnist, tmp_path)
 
 
 def test_summary_reports_every_layers_gfa_on_train_and_test(tiny_fashion_mnist, tmp_path):
-    summary, _ = _run(_config(tiny_fashion_mnist, epochs=1), tmp_path / "run")
+    summary, _ = _run(tiny_config(tiny_fashion_mnist, epochs=1), tmp_path / "run")
     for split in ("train", "test"):
         assert set(summary[f"{split}_gfa"]) == {"fc1", "fc2", "fc3"}
         assert 0.0 <= summary[f"{split}_accuracy"]["mean"] <= 1.0
@@ -114,13 +92,13 @@ def test_summary_reports_every_layers_gfa_on_train_and_test(tiny_fashion_mnist, 
 
 
 def test_restart_with_a_different_config_is_refused(tiny_fashion_mnist, tmp_path):
-    _run(_config(tiny_fashion_mnist, epochs=1), tmp_path / "run")
+    _run(tiny_config(tiny_fashion_mnist, epochs=1), tmp_path / "run")
     with pytest.raises(ValueError, match="different config"):
-        _run(_config(tiny_fashion_mnist, epochs=1, strategy="first"), tmp_path / "run")
+        _run(tiny_config(tiny_fashion_mnist, epochs=1, strategy="first"), tmp_path / "run")
 
 
 def test_nan_loss_fails_with_advice(tiny_fashion_mnist, tmp_path):
-    config = _config(tiny_fashion_mnist, epochs=1, strategy="standard")
+    config = tiny_config(tiny_fashion_mnist, epochs=1, strategy="standard")
     config.optimizer.learning_rate = 1e38
     with pytest.raises(FloatingPointError, match="learning_rate"):
         _run(config, tmp_path / "run")

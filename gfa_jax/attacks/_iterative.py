@@ -37,11 +37,18 @@ from gfa_jax.attacks.base import (
 DEFAULT_UNROLL: bool | int = 1
 
 # (x_adv, key) -> d objective / d x_adv, shape of x_adv. The key feeds attacks with a random
-# forward pass (input diversity, EOT, Jitter's noise); deterministic ones ignore it.
-GradientFn = Callable[[Array, Array], Array]
+# forward pass (input diversity, EOT, Jitter's noise); deterministic ones ignore it, and their
+# loops get ``key=None`` so that no key is split per step (splitting made a 3-step PGD compile in
+# ~1.5 s instead of ~0.8 s on CPU).
+GradientFn = Callable[[Array, Array | None], Array]
 
 # torchattacks' defaults, in our [-1, 1] units (the range width is 2).
 RANGE_WIDTH = 2.0
+
+
+def split_or_none(key: Array | None) -> tuple[Array | None, Array | None]:
+    """``(key, subkey)`` for the next step, or ``(None, None)`` for deterministic gradients."""
+    return (None, None) if key is None else tuple(jax.random.split(key))
 
 
 def run_loop(step: Callable, state, steps: int, unroll: bool | int):
@@ -94,7 +101,7 @@ def linf_sign_ascent(
     gradient_fn: GradientFn,
     x: Array,
     x_start: Array,
-    key: Array,
+    key: Array | None,
     *,
     eps,
     alpha,
@@ -113,14 +120,14 @@ def linf_sign_ascent(
         x_adv = Proj(x_adv + alpha * sign(m))
 
     With ``decay = 0`` this is BIM / PGD exactly: ``sign(g / mean|g|) == sign(g)``.
-    Each step draws a fresh subkey for ``gradient_fn``.
+    Each step draws a fresh subkey of ``key`` for ``gradient_fn`` (``None`` if ``key`` is None).
     """
     alpha = _expand(alpha, x)
     decay = _expand(decay, x)
 
     def step(state):
         x_adv, momentum, key = state
-        key, subkey = jax.random.split(key)
+        key, subkey = split_or_none(key)
         probe = x_adv + decay * alpha * momentum if nesterov else x_adv
         momentum = decay * momentum + mean_abs_normalized(gradient_fn(probe, subkey))
         return linf_sign_step(x_adv, momentum, x, eps, alpha, bounds), momentum, key
@@ -136,7 +143,7 @@ def l2_gradient_ascent(
     gradient_fn: GradientFn,
     x: Array,
     x_start: Array,
-    key: Array,
+    key: Array | None,
     *,
     eps,
     alpha,
@@ -144,12 +151,15 @@ def l2_gradient_ascent(
     bounds: Bounds,
     unroll: bool | int = DEFAULT_UNROLL,
 ) -> Array:
-    """``x_adv <- Proj_{||. - x||_2 <= eps, bounds}(x_adv + alpha * g / ||g||_2)``, ``steps`` times."""
+    """``x_adv <- Proj_{||. - x||_2 <= eps, bounds}(x_adv + alpha * g / ||g||_2)``, ``steps`` times.
+
+    Each step draws a fresh subkey of ``key`` for ``gradient_fn`` (``None`` if ``key`` is None).
+    """
     alpha = _expand(alpha, x)
 
     def step(state):
         x_adv, key = state
-        key, subkey = jax.random.split(key)
+        key, subkey = split_or_none(key)
         ascent = alpha * normalize_l2(gradient_fn(x_adv, subkey))
         return project_l2(x_adv + ascent, x, eps, bounds).astype(x.dtype), key
 
@@ -185,7 +195,7 @@ def project_kernel(size: int = 3) -> np.ndarray:
 def patchwise_ascent(
     gradient_fn: GradientFn,
     x: Array,
-    key: Array,
+    key: Array | None,
     *,
     eps,
     steps: int,
@@ -214,7 +224,7 @@ def patchwise_ascent(
 
     def step(state):
         x_adv, amplified, key = state
-        key, subkey = jax.random.split(key)
+        key, subkey = split_or_none(key)
         grad = gradient_fn(x_adv, subkey)
         if gradient_kernel is not None:
             grad = depthwise_conv(grad, gradient_kernel)

@@ -47,13 +47,13 @@ class AutoAttackReport(NamedTuple):
         ``-1`` (:data:`ROBUST`) if none did, ``-2`` (:data:`CLEAN_MISCLASSIFIED`) if ``x`` itself is
         misclassified.
       robust_accuracy: ``[len(attacks) + 1]``: clean accuracy, then robust accuracy after each attack.
-      attacks: the attack names, in the order run (static).
+
+    The attack names, in the order run, are ``attack_list(version, norm)`` (or the ``attacks`` given).
     """
 
     x_adv: Array
     first_success: Array
     robust_accuracy: Array
-    attacks: tuple[str, ...]
 
 
 def attack_list(version: str = "standard", norm: str = "linf") -> tuple[str, ...]:
@@ -119,7 +119,7 @@ def autoattack_report(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
         robust = robust & ~new
         accs.append(jnp.mean(robust.astype(jnp.float32)))
     project = project_linf if norm == "linf" else project_l2
-    return AutoAttackReport(project(x_adv, x, eps, bounds), first, jnp.stack(accs), names)
+    return AutoAttackReport(project(x_adv, x, eps, bounds), first, jnp.stack(accs))
 
 
 def autoattack(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Bounds = DEFAULT_BOUNDS,

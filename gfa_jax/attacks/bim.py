@@ -38,5 +38,6 @@ def bim(
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.
     """
+    del key
     gradient_fn = objective_gradient(logits_fn, y, loss, targeted)
-    return linf_sign_ascent(gradient_fn, x, x, key, eps=eps, alpha=alpha, steps=steps, bounds=bounds, unroll=unroll)
+    return linf_sign_ascent(gradient_fn, x, x, None, eps=eps, alpha=alpha, steps=steps, bounds=bounds, unroll=unroll)

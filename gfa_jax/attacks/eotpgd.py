@@ -78,11 +78,11 @@ def eotpgd(
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.
     """
+    k_start, k_steps = jax.random.split(key)
     if stochastic:
         gradient_fn = _expected_gradient(logits_fn, y, loss, targeted, eot_iter, unroll)
     else:
-        gradient_fn = objective_gradient(logits_fn, y, loss, targeted)
-    k_start, k_steps = jax.random.split(key)
+        gradient_fn, k_steps = objective_gradient(logits_fn, y, loss, targeted), None
     x_start = linf_start(k_start, x, eps, bounds, random_start)
     return linf_sign_ascent(
         gradient_fn, x, x_start, k_steps, eps=eps, alpha=alpha, steps=steps, bounds=bounds, unroll=unroll

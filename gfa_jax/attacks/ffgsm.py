@@ -2,8 +2,6 @@
 [https://arxiv.org/abs/2001.03994]."""
 from __future__ import annotations
 
-import jax
-
 from gfa_jax.attacks._iterative import RANGE_WIDTH, linf_sign_step, objective_gradient, uniform_linf_start
 from gfa_jax.attacks.base import DEFAULT_BOUNDS, Array, Bounds, LogitsFn, register
 
@@ -36,7 +34,6 @@ def ffgsm(
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.
     """
-    k_start, k_grad = jax.random.split(key)
-    x_start = uniform_linf_start(k_start, x, eps, bounds)
-    grad = objective_gradient(logits_fn, y, loss, targeted)(x_start, k_grad)
+    x_start = uniform_linf_start(key, x, eps, bounds)
+    grad = objective_gradient(logits_fn, y, loss, targeted)(x_start, None)
     return linf_sign_step(x_start, grad, x, eps, alpha, bounds)

@@ -43,7 +43,8 @@ def mifgsm(
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.
     """
+    del key
     gradient_fn = objective_gradient(logits_fn, y, loss, targeted)
     return linf_sign_ascent(
-        gradient_fn, x, x, key, eps=eps, alpha=alpha, steps=steps, decay=decay, bounds=bounds, unroll=unroll
+        gradient_fn, x, x, None, eps=eps, alpha=alpha, steps=steps, decay=decay, bounds=bounds, unroll=unroll
     )

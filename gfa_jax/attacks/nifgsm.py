@@ -44,8 +44,9 @@ def nifgsm(
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.
     """
+    del key
     gradient_fn = objective_gradient(logits_fn, y, loss, targeted)
     return linf_sign_ascent(
-        gradient_fn, x, x, key, eps=eps, alpha=alpha, steps=steps, decay=decay, nesterov=True,
+        gradient_fn, x, x, None, eps=eps, alpha=alpha, steps=steps, decay=decay, nesterov=True,
         bounds=bounds, unroll=unroll,
     )

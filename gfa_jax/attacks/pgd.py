@@ -2,8 +2,6 @@
 ICLR 2018 [https://arxiv.org/abs/1706.06083]."""
 from __future__ import annotations
 
-import jax
-
 from gfa_jax.attacks._iterative import (
     DEFAULT_UNROLL,
     RANGE_WIDTH,
@@ -49,9 +47,8 @@ def pgd(
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.
     """
-    k_start, k_steps = jax.random.split(key)
-    x_start = linf_start(k_start, x, eps, bounds, random_start)
+    x_start = linf_start(key, x, eps, bounds, random_start)
     gradient_fn = objective_gradient(logits_fn, y, loss, targeted)
     return linf_sign_ascent(
-        gradient_fn, x, x_start, k_steps, eps=eps, alpha=alpha, steps=steps, bounds=bounds, unroll=unroll
+        gradient_fn, x, x_start, None, eps=eps, alpha=alpha, steps=steps, bounds=bounds, unroll=unroll
     )

@@ -2,8 +2,6 @@
 ICLR 2018 [https://arxiv.org/abs/1706.06083], with torchattacks' PGDL2 start and step."""
 from __future__ import annotations
 
-import jax
-
 from gfa_jax.attacks._iterative import (
     DEFAULT_UNROLL,
     RANGE_WIDTH,
@@ -50,9 +48,8 @@ def pgd_l2(
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the L2 eps ball and the box.
     """
-    k_start, k_steps = jax.random.split(key)
-    x_start = random_l2_start(k_start, x, eps, bounds) if random_start else x
+    x_start = random_l2_start(key, x, eps, bounds) if random_start else x
     gradient_fn = objective_gradient(logits_fn, y, loss, targeted)
     return l2_gradient_ascent(
-        gradient_fn, x, x_start, k_steps, eps=eps, alpha=alpha, steps=steps, bounds=bounds, unroll=unroll
+        gradient_fn, x, x_start, None, eps=eps, alpha=alpha, steps=steps, bounds=bounds, unroll=unroll
     )

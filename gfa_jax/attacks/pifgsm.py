@@ -44,8 +44,9 @@ def pifgsm(
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.
     """
+    del key
     gradient_fn = objective_gradient(logits_fn, y, loss, targeted)
     return patchwise_ascent(
-        gradient_fn, x, key, eps=eps, steps=steps, amplification=amplification, project_factor=1.0,
+        gradient_fn, x, None, eps=eps, steps=steps, amplification=amplification, project_factor=1.0,
         bounds=bounds, unroll=unroll,
     )

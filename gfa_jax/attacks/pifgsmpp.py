@@ -56,8 +56,9 @@ def pifgsmpp(
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.
     """
+    del key
     gradient_fn = objective_gradient(logits_fn, y, loss, targeted)
     return patchwise_ascent(
-        gradient_fn, x, key, eps=eps, steps=steps, amplification=amplification,
+        gradient_fn, x, None, eps=eps, steps=steps, amplification=amplification,
         project_factor=project_factor, gradient_kernel=gaussian_kernel(3, 3.0), bounds=bounds, unroll=unroll,
     )

@@ -1,0 +1,536 @@
+"""Attack timing: our jitted JAX attacks vs torchattacks on the same paper models; prints JSON.
+
+    # full measurement (both paper models, batch 256, default attack list, torchattacks side by side)
+    .venv/bin/python benchmarks/attacks.py --model both --batch 256 --repeats 5
+    # a quick end-to-end check
+    .venv/bin/python benchmarks/attacks.py --batch 16 --repeats 1 --attacks fgsm,pgd,deepfool
+    # PGD eps sweep on the MLP: 8 eps x 5 seeds as ONE vmapped program vs Python loops (JAX, torch)
+    .venv/bin/python benchmarks/attacks.py --eps-sweep --batch 256 --repeats 3
+
+The full CNN run with torch is long on a small CPU (each torchattacks call is timed ``--repeats`` + 1
+times; APGD-T makes 99 batch gradients per call, C&W 50, DeepFool loops per image): use
+``--attacks`` / ``--repeats`` to split it.
+
+What is measured, per model (``PaperCNN`` on 32x32x3, ``PaperMLP`` on 28x28x1, random-init) and attack:
+
+- JAX: ``get_attack(name).fn(logits_fn, x, y, key, ...)`` under ``jax.jit`` (parameters are jit
+  arguments, not constants): compile seconds, steady seconds per batch (median of ``--repeats``
+  calls after a warm-up, ``block_until_ready``), XLA's FLOP count of the compiled program and an
+  efficiency ``flops / steady seconds / measured matmul peak``.
+  XLA's cost analysis counts a loop body ONCE (it does not multiply by trip counts; checked: PGD
+  with 10 and 20 steps report the same count), so ``xla_flops`` is roughly one iteration plus the
+  prologue. The efficiency therefore uses ``flops_estimate`` = (forward passes) x (XLA's FLOPs of
+  one batched forward) + (backward passes) x (XLA's FLOPs of one input-gradient minus a forward),
+  with pass counts from each attack's structure. DeepFool and C&W stop early (a ``while_loop`` that
+  ends when every sample is done), so the work done is unknown: they report
+  ``flops_if_no_early_stop`` and no efficiency (``null``).
+- torch (``--torch``, on by default when torch and torchattacks import): the same architecture in
+  PyTorch (NCHW), with the JAX parameters copied in (conv HWIO -> OIHW, dense [in, out] -> [out, in],
+  CNN fc1's input rows permuted from NHWC to NCHW flatten order); the max |logit difference| is
+  reported. torchattacks works on [0, 1] inputs, so the torch model is wrapped with
+  ``x01 -> 2 x01 - 1`` and every radius / step size is halved (``eps_01 = eps_pm1 / 2``). The matching
+  torchattacks attack is timed (median of ``--repeats`` after a warm-up) with the hyperparameters in
+  each case's ``jax_kwargs`` / ``torch_kwargs``; ``torch_over_jax`` is the ratio of steady times.
+- Labels are the model's own predictions on the uniform random inputs, so clean accuracy is 100%
+  and every sample is attacked (torchattacks' DeepFool / Square / APGD skip misclassified samples).
+  Robust accuracy (and, for minimum-norm attacks, success rate and median L2 norm in [-1, 1] units)
+  is printed for both implementations side by side; random-start attacks use different RNGs in the
+  two frameworks, so agreement is statistical, not bitwise.
+
+Not like-for-like (also stated per case in the JSON ``note``):
+- DeepFool: torchattacks loops over images in Python with one backward per class; it is timed on
+  ``--torch-small-batch`` images, once (no warm-up: the per-image Python loop dominates), and scaled
+  to the full batch (``torch_seconds_scaled_to_batch``).
+  torchattacks applies the overshoot to each step and clips each step; ours (the authors' reference)
+  applies it to the accumulated perturbation.
+- C&W L2: torchattacks has no binary search over c (one run, c=1 on [0, 1] inputs, 50 Adam steps,
+  batch-level early stop). Ours is run with ONE binary-search step, c = 4 (c=1 rescaled: distances
+  double on [-1, 1], squared distances x4; Adam is scale invariant so the trajectories match), 50
+  steps, per-sample early abort. Our defaults (9 binary-search steps x 1000 steps) are not timed.
+- Square: both run ``--square-queries`` queries (torchattacks' default is 5000); torchattacks stops
+  early once every sample is fooled, ours always runs all queries.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import pathlib
+import sys
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import compiled_flops, machine_info, matmul_peak_flops, time_jitted  # noqa: E402
+from gfa_jax.attacks import MinNormResult, get_attack  # noqa: E402
+from gfa_jax.models import PaperCNN, PaperMLP  # noqa: E402
+
+MODELS = {"cnn": (PaperCNN, (32, 32, 3)), "mlp": (PaperMLP, (28, 28, 1))}
+NUM_CLASSES = 10
+EPS01, ALPHA01 = 8 / 255, 2 / 255  # torchattacks' L-inf defaults, in [0, 1] units
+DEFAULT_ATTACKS = "fgsm,pgd,mifgsm,apgd,square,deepfool,cw_l2,bim,ffgsm,nifgsm,pgd_l2,apgd_t"
+SWEEP_EPS01 = (1 / 255, 2 / 255, 3 / 255, 4 / 255, 6 / 255, 8 / 255, 12 / 255, 16 / 255)
+SWEEP_SEEDS = 5
+
+
+def pm1(value: float) -> float:
+    """A radius or step size on [0, 1] inputs, in the units of our [-1, 1] inputs."""
+    return 2.0 * value
+
+
+# ----------------------------------------------------------------------------- the cases
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One attack, configured identically in both frameworks.
+
+    ``passes`` = (batched forward passes, batched backward passes) the attack makes, for the FLOP
+    estimate (every iteration counted); ``upper_bound`` when the attack may stop early.
+    """
+
+    name: str
+    torch_cls: str
+    jax_kwargs: dict[str, Any]
+    torch_kwargs: dict[str, Any]
+    passes: tuple[int, int]
+    upper_bound: bool = False
+    per_image_torch: bool = False
+    note: str = ""
+
+
+def make_cases(square_queries: int) -> dict[str, Case]:
+    steps = 10
+    linf = {"eps": pm1(EPS01), "alpha": pm1(ALPHA01), "steps": steps}
+    linf01 = {"eps": EPS01, "alpha": ALPHA01, "steps": steps}
+    grads = (steps, steps)
+    apgd_iter, n_targets = 10, NUM_CLASSES - 1
+    df_iter, cw_steps = 50, 50
+    cases = [
+        Case("fgsm", "FGSM", {"eps": pm1(EPS01)}, {"eps": EPS01}, (1, 1)),
+        Case("pgd", "PGD", {**linf, "random_start": True}, {**linf01, "random_start": True}, grads),
+        Case("bim", "BIM", linf, linf01, grads),
+        Case("mifgsm", "MIFGSM", {**linf, "decay": 1.0}, {**linf01, "decay": 1.0}, grads),
+        Case("nifgsm", "NIFGSM", {**linf, "decay": 1.0}, {**linf01, "decay": 1.0}, grads),
+        Case("ffgsm", "FFGSM", {"eps": pm1(EPS01), "alpha": pm1(10 / 255)}, {"eps": EPS01, "alpha": 10 / 255},
+             (1, 1)),
+        Case("pgd_l2", "PGDL2", {"eps": pm1(1.0), "alpha": pm1(0.2), "steps": steps, "random_start": True},
+             {"eps": 1.0, "alpha": 0.2, "steps": steps, "random_start": True}, grads),
+        Case("apgd", "APGD", {"eps": pm1(EPS01), "n_iter": apgd_iter, "n_restarts": 1, "loss": "ce", "rho": 0.75},
+             {"norm": "Linf", "eps": EPS01, "steps": apgd_iter, "n_restarts": 1, "loss": "ce", "rho": 0.75,
+              "seed": 0},
+             (apgd_iter + 1, apgd_iter + 1), note="torchattacks APGD defaults (Linf, 10 steps, 1 restart, ce)"),
+        Case("apgd_t", "APGDT", {"eps": pm1(EPS01), "n_iter": apgd_iter, "n_target_classes": n_targets,
+                                 "n_restarts": 1, "rho": 0.75},
+             {"norm": "Linf", "eps": EPS01, "steps": apgd_iter, "n_restarts": 1, "rho": 0.75, "seed": 0,
+              "n_classes": NUM_CLASSES},
+             (n_targets * (apgd_iter + 1),) * 2, note="torchattacks APGDT defaults (9 target classes, 10 steps)"),
+        Case("square", "Square", {"eps": pm1(EPS01), "n_queries": square_queries, "p_init": 0.8, "n_restarts": 1,
+                                  "loss": "margin"},
+             {"norm": "Linf", "eps": EPS01, "n_queries": square_queries, "n_restarts": 1, "p_init": 0.8,
+              "loss": "margin", "resc_schedule": True, "seed": 0},
+             (square_queries + 1, 0),
+             note=f"{square_queries} queries (torchattacks default 5000); torchattacks exits early once all "
+                  "samples are fooled, ours runs every query"),
+        Case("deepfool", "DeepFool", {"max_iter": df_iter, "overshoot": 0.02},
+             {"steps": df_iter, "overshoot": 0.02}, (df_iter + 1, df_iter * (NUM_CLASSES - 1)),
+             upper_bound=True, per_image_torch=True,
+             note="torchattacks runs image by image (timed on --torch-small-batch, scaled per image); it "
+                  "applies the overshoot per step, ours to the total perturbation (reference)"),
+        Case("cw_l2", "CW", {"binary_search_steps": 1, "initial_const": 4.0, "steps": cw_steps,
+                             "learning_rate": 0.01, "kappa": 0.0, "abort_early": True},
+             {"c": 1.0, "kappa": 0.0, "steps": cw_steps, "lr": 0.01}, (cw_steps, cw_steps), upper_bound=True,
+             note="torchattacks CW has no binary search: both run ONE c (c=1 on [0,1] = c=4 on [-1,1]) for "
+                  f"{cw_steps} Adam steps; our default would be 9 binary-search steps x 1000 steps (not timed); "
+                  "early abort per sample (ours) vs on the batch cost (torchattacks)"),
+    ]
+    return {case.name: case for case in cases}
+
+
+# ----------------------------------------------------------------------------- JAX side
+
+
+def init_params(model, input_shape, key):
+    return model.init(key, jnp.zeros((1,) + input_shape))["params"]
+
+
+def make_apply(model) -> Callable:
+    return lambda params, x: model.apply({"params": params}, x)
+
+
+def model_labels(apply, params, x):
+    """The model's own predictions: clean accuracy 100%, so every sample gets attacked."""
+    return jnp.argmax(apply(params, x), axis=-1).astype(jnp.int32)
+
+
+def jitted_attack(apply, name: str, kwargs: dict) -> Callable:
+    fn = get_attack(name).fn
+
+    def run(params, x, y, key):
+        return fn(lambda v: apply(params, v), x, y, key, **kwargs)
+
+    return jax.jit(run)
+
+
+def pass_flops(apply, params, x, y) -> tuple[float | None, float | None]:
+    """XLA FLOPs of one batched forward, and of one forward + input-gradient of the CE loss."""
+    forward = jax.jit(apply).lower(params, x).compile()
+
+    def loss(v):
+        logits = apply(params, v)
+        return -jnp.sum(jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=-1))
+
+    gradient = jax.jit(jax.grad(loss)).lower(x).compile()
+    return compiled_flops(forward), compiled_flops(gradient)
+
+
+def flops_estimate(case: Case, forward_flops, gradient_flops) -> float | None:
+    if forward_flops is None or gradient_flops is None:
+        return None
+    n_forward, n_backward = case.passes
+    return n_forward * forward_flops + n_backward * (gradient_flops - forward_flops)
+
+
+def adversarial(out) -> jax.Array:
+    return out.x_adv if isinstance(out, MinNormResult) else out
+
+
+def attack_metrics(logits, y, x_adv, x) -> dict:
+    """Robust accuracy, mean C&W margin ``max_{j != y} z_j - z_y`` (> 0: fooled; informative even when
+    both implementations fool every sample) and perturbation sizes (in [-1, 1] units)."""
+    logits, y, delta = np.asarray(logits), np.asarray(y), np.asarray(x_adv) - np.asarray(x)
+    fooled = logits.argmax(-1) != y
+    flat = delta.reshape(len(delta), -1)
+    l2 = np.linalg.norm(flat, axis=-1)
+    true_logit = np.take_along_axis(logits, y[:, None], axis=-1)[:, 0]
+    other = np.where(np.eye(logits.shape[-1], dtype=bool)[y], -np.inf, logits).max(-1)
+    return {
+        "robust_accuracy": float(1.0 - fooled.mean()),
+        "mean_margin": float(np.mean(other - true_logit)),
+        "max_linf": float(np.abs(flat).max()),
+        "median_l2_of_successes": float(np.median(l2[fooled])) if fooled.any() else None,
+    }
+
+
+def time_jax_case(case: Case, apply, params, x, y, key, repeats: int, pass_counts,
+                  peak: float) -> tuple[dict, jax.Array]:
+    fn = jitted_attack(apply, case.name, case.jax_kwargs)
+    timing = time_jitted(fn, (params, x, y, key), steps=repeats)
+    x_adv = adversarial(fn(params, x, y, key))  # cached executable, no second compile
+    flops = flops_estimate(case, *pass_counts)
+    if case.upper_bound:  # early exit: the work actually done is unknown, so is the efficiency
+        return {**timing, "flops_if_no_early_stop": flops, "efficiency_vs_matmul_peak": None}, x_adv
+    efficiency = flops / timing["steady_seconds_median"] / peak if flops else None
+    return {**timing, "flops_estimate": flops, "efficiency_vs_matmul_peak": efficiency}, x_adv
+
+
+# ----------------------------------------------------------------------------- torch side
+
+
+def torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+        import torchattacks  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def torch_net(kind: str):
+    """The paper architecture in PyTorch, NCHW, for inputs in [-1, 1]."""
+    from torch import nn
+
+    if kind == "cnn":
+        return nn.Sequential(
+            nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(2048, 1000, bias=False), nn.ReLU(),
+            nn.Linear(1000, 600, bias=False), nn.ReLU(),
+            nn.Linear(600, NUM_CLASSES, bias=False),
+        )
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(784, 600, bias=False), nn.Tanh(),
+        nn.Linear(600, 300, bias=False), nn.Tanh(), nn.Linear(300, NUM_CLASSES, bias=False),
+    )
+
+
+def torch_state(kind: str, params) -> dict[str, np.ndarray]:
+    """Flax parameters as a state dict of :func:`torch_net` (keys are Sequential indices)."""
+    p = jax.tree_util.tree_map(np.asarray, params)
+    if kind == "mlp":  # [B, 28, 28, 1] flattens like [B, 1, 28, 28]: no permutation needed
+        return {"1.weight": p["fc1"]["kernel"].T, "3.weight": p["fc2"]["kernel"].T, "5.weight": p["fc3"]["kernel"].T}
+    fc1 = p["fc1"]["kernel"]  # rows in NHWC flatten order (h, w, c); torch flattens (c, h, w)
+    fc1 = fc1.reshape(8, 8, 32, -1).transpose(2, 0, 1, 3).reshape(2048, -1)
+    return {
+        "0.weight": p["conv1"]["kernel"].transpose(3, 2, 0, 1), "0.bias": p["conv1"]["bias"],
+        "3.weight": p["conv2"]["kernel"].transpose(3, 2, 0, 1), "3.bias": p["conv2"]["bias"],
+        "7.weight": fc1.T, "9.weight": p["fc2"]["kernel"].T, "11.weight": p["fc3"]["kernel"].T,
+    }
+
+
+def torch_model(kind: str, params):
+    """:func:`torch_net` with ``params`` copied in, taking torchattacks' [0, 1] inputs (x -> 2x - 1)."""
+    import torch
+    from torch import nn
+
+    class UnitRangeInput(nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x01):
+            return self.net(2.0 * x01 - 1.0)
+
+    net = torch_net(kind)
+    net.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in torch_state(kind, params).items()})
+    return UnitRangeInput(net).eval()
+
+
+def to_torch01(x):
+    """NHWC in [-1, 1] (JAX) -> NCHW in [0, 1] (torch)."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray((np.asarray(x).transpose(0, 3, 1, 2) + 1.0) / 2.0))
+
+
+def from_torch01(x01) -> np.ndarray:
+    """NCHW in [0, 1] (torch) -> NHWC in [-1, 1]."""
+    return x01.detach().numpy().transpose(0, 2, 3, 1) * 2.0 - 1.0
+
+
+def time_torch(run: Callable, repeats: int, warmup: bool = True) -> tuple[dict, Any]:
+    """Steady seconds of ``run()`` (median over ``repeats``, after one warm-up call) and its last output."""
+    out = run() if warmup else None
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = run()
+        times.append(time.perf_counter() - start)
+    return {"steady_seconds_median": float(np.median(times)), "steady_seconds_min": float(np.min(times)),
+            "steps_timed": repeats}, out
+
+
+def time_torch_case(case: Case, model, x01, y, repeats: int) -> tuple[dict, Any]:
+    import torch
+    import torchattacks
+
+    attack = getattr(torchattacks, case.torch_cls)(model, **case.torch_kwargs)
+    torch.manual_seed(0)
+    if case.per_image_torch:  # seconds per image, dominated by Python: one call, no warm-up
+        return time_torch(lambda: attack(x01, y), 1, warmup=False)
+    return time_torch(lambda: attack(x01, y), repeats)
+
+
+# ----------------------------------------------------------------------------- one model
+
+
+def setup_model(kind: str, batch: int, seed: int = 0):
+    model_cls, input_shape = MODELS[kind]
+    model = model_cls()
+    apply = make_apply(model)
+    key_params, key_x = jax.random.split(jax.random.key(seed))
+    params = init_params(model, input_shape, key_params)
+    x = jax.random.uniform(key_x, (batch,) + input_shape, minval=-1.0, maxval=1.0)
+    return apply, params, x, model_labels(apply, params, x)
+
+
+def run_case(case: Case, kind: str, apply, params, x, y, args, peak, pass_counts, tmodel) -> dict:
+    key = jax.random.key(1)
+    jax_timing, x_adv = time_jax_case(case, apply, params, x, y, key, args.repeats, pass_counts, peak)
+    result = {"attack": case.name, "model": kind, "batch": args.batch, "jax_kwargs": case.jax_kwargs,
+              "note": case.note, "jax": jax_timing}
+    n_check = min(args.torch_small_batch, args.batch) if case.per_image_torch else args.batch
+    jax_metrics = attack_metrics(apply(params, x_adv[:n_check]), y[:n_check], x_adv[:n_check], x[:n_check])
+    if tmodel is None:
+        result["agreement"] = {"n_samples": n_check, "jax": jax_metrics}
+        return result
+
+    import torch
+
+    x01, y_t = to_torch01(x[:n_check]), torch.from_numpy(np.asarray(y[:n_check]).astype(np.int64))
+    torch_timing, adv01 = time_torch_case(case, tmodel, x01, y_t, args.repeats)
+    with torch.no_grad():
+        torch_logits = tmodel(adv01).numpy()
+    torch_seconds = torch_timing["steady_seconds_median"] * args.batch / n_check
+    torch_timing.update(torchattacks_class=case.torch_cls, torch_kwargs=case.torch_kwargs, batch_timed=n_check,
+                        torch_seconds_scaled_to_batch=torch_seconds)
+    result["torch"] = torch_timing
+    result["torch_over_jax"] = torch_seconds / jax_timing["steady_seconds_median"]
+    result["agreement"] = {"n_samples": n_check, "jax": jax_metrics,
+                           "torch": attack_metrics(torch_logits, y[:n_check], from_torch01(adv01), x[:n_check])}
+    return result
+
+
+def logits_check(apply, params, x, tmodel) -> dict:
+    import torch
+
+    with torch.no_grad():
+        torch_logits = tmodel(to_torch01(x)).numpy()
+    jax_logits = np.asarray(apply(params, x))
+    return {"max_abs_logit_diff": float(np.abs(torch_logits - jax_logits).max()),
+            "allclose_atol_1e-4": bool(np.allclose(torch_logits, jax_logits, atol=1e-4))}
+
+
+def benchmark_model(kind: str, cases: list[Case], args, peak: float) -> dict:
+    apply, params, x, y = setup_model(kind, args.batch)
+    forward_flops, gradient_flops = pass_flops(apply, params, x, y)
+    out = {"model": kind, "input_shape": list(x.shape[1:]), "batch": args.batch,
+           "forward_flops": forward_flops, "input_gradient_flops": gradient_flops}
+    tmodel = torch_model(kind, params) if args.torch else None
+    if tmodel is not None:
+        out["torch_vs_jax_logits"] = logits_check(apply, params, x, tmodel)
+    out["cases"] = []
+    for case in cases:
+        out["cases"].append(run_case(case, kind, apply, params, x, y, args, peak,
+                                     (forward_flops, gradient_flops), tmodel))
+        print(f"[attacks] {kind} {case.name} done", file=sys.stderr, flush=True)
+    return out
+
+
+# ----------------------------------------------------------------------------- eps sweep
+
+
+def sweep_accuracy(apply, steps: int):
+    """Robust accuracy of PGD (alpha = eps / 4) at one (params, labels, eps); vmappable over all three."""
+    pgd = get_attack("pgd").fn
+
+    def accuracy(params, x, y, eps, key):
+        x_adv = pgd(lambda v: apply(params, v), x, y, key, eps=eps, alpha=eps / 4, steps=steps)
+        return jnp.mean(jnp.argmax(apply(params, x_adv), axis=-1) == y)
+
+    return accuracy
+
+
+def time_python_loop(run: Callable, repeats: int) -> tuple[float, Any]:
+    """Median seconds of ``run()`` over ``repeats`` calls (after one warm-up) and its output."""
+    timing, out = time_torch(run, repeats)
+    return timing["steady_seconds_median"], out
+
+
+def eps_sweep(args) -> dict:
+    steps = 10
+    model_cls, input_shape = MODELS["mlp"]
+    model = model_cls()
+    apply = make_apply(model)
+    keys = jax.random.split(jax.random.key(0), SWEEP_SEEDS)
+    stacked = jax.vmap(lambda k: init_params(model, input_shape, k))(keys)
+    x = jax.random.uniform(jax.random.key(100), (args.batch,) + input_shape, minval=-1.0, maxval=1.0)
+    ys = jax.vmap(lambda p: model_labels(apply, p, x))(stacked)
+    eps_grid = jnp.asarray([pm1(e) for e in SWEEP_EPS01], jnp.float32)
+    key = jax.random.key(1)
+    accuracy = sweep_accuracy(apply, steps)
+
+    over_eps = jax.vmap(accuracy, in_axes=(None, None, None, 0, None))
+    grid_fn = jax.jit(jax.vmap(over_eps, in_axes=(0, None, 0, None, None)))  # [seeds, eps]
+    vmapped = time_jitted(grid_fn, (stacked, x, ys, eps_grid, key), steps=args.repeats)
+    grid_vmapped = np.asarray(grid_fn(stacked, x, ys, eps_grid, key))
+
+    single = jax.jit(accuracy)
+    seed_params = [jax.tree_util.tree_map(lambda a, i=i: a[i], stacked) for i in range(SWEEP_SEEDS)]
+    start = time.perf_counter()
+    single.lower(seed_params[0], x, ys[0], eps_grid[0], key).compile()
+    loop_compile = time.perf_counter() - start
+
+    def jax_loop():
+        grid = [[single(seed_params[s], x, ys[s], eps, key) for eps in eps_grid] for s in range(SWEEP_SEEDS)]
+        return np.asarray(jax.block_until_ready(grid))
+
+    loop_seconds, grid_loop = time_python_loop(jax_loop, args.repeats)
+    result = {
+        "benchmark": "pgd_eps_sweep", "model": "mlp", "batch": args.batch, "pgd_steps": steps,
+        "alpha": "eps / 4", "eps_grid_01": list(SWEEP_EPS01), "eps_grid_pm1": eps_grid.tolist(),
+        "seeds": SWEEP_SEEDS, "labels": "each seed's own predictions on the same uniform random inputs",
+        "note": "xla_flops counts the PGD loop body once (XLA does not multiply by trip counts); every "
+                "(seed, eps) uses the same JAX key; torchattacks' random starts differ",
+        "jax_vmapped_one_program": vmapped,
+        "jax_python_loop": {"compile_seconds": loop_compile, "steady_seconds_median": loop_seconds,
+                            "calls": SWEEP_SEEDS * len(SWEEP_EPS01)},
+        "robust_accuracy_jax_vmapped": grid_vmapped.tolist(),
+        "max_abs_diff_vmapped_vs_loop": float(np.abs(grid_vmapped - grid_loop).max()),
+        "loop_over_vmapped": loop_seconds / vmapped["steady_seconds_median"],
+    }
+    if args.torch:
+        torch_seconds, grid_torch = torch_sweep(seed_params, x, ys, args.repeats, steps)
+        result["torchattacks_python_loop"] = {"steady_seconds_median": torch_seconds}
+        result["robust_accuracy_torch"] = grid_torch.tolist()
+        result["torch_over_jax_vmapped"] = torch_seconds / vmapped["steady_seconds_median"]
+        result["torch_over_jax_loop"] = torch_seconds / loop_seconds
+    return result
+
+
+def torch_sweep(seed_params, x, ys, repeats: int, steps: int) -> tuple[float, np.ndarray]:
+    import torch
+    import torchattacks
+
+    models = [torch_model("mlp", p) for p in seed_params]
+    x01 = to_torch01(x)
+    labels = [torch.from_numpy(np.asarray(y).astype(np.int64)) for y in ys]
+
+    def loop():
+        grid = []
+        for model, y in zip(models, labels):
+            row = []
+            for eps in SWEEP_EPS01:
+                adv = torchattacks.PGD(model, eps=eps, alpha=eps / 4, steps=steps, random_start=True)(x01, y)
+                with torch.no_grad():
+                    row.append(float((model(adv).argmax(-1) == y).float().mean()))
+            grid.append(row)
+        return np.asarray(grid)
+
+    torch.manual_seed(0)
+    return time_python_loop(loop, repeats)
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="both", choices=["cnn", "mlp", "both"])
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--attacks", default=DEFAULT_ATTACKS, help="comma-separated; default: %(default)s")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per case (after a warm-up)")
+    parser.add_argument("--torch", action=argparse.BooleanOptionalAction, default=torch_available(),
+                        help="also time torchattacks (default: on when torch and torchattacks import)")
+    parser.add_argument("--torch-small-batch", type=int, default=16,
+                        help="batch on which per-image torch attacks (DeepFool) are timed, then scaled")
+    parser.add_argument("--square-queries", type=int, default=100)
+    parser.add_argument("--eps-sweep", action="store_true", help="run the PGD eps x seeds sweep instead")
+    return parser.parse_args()
+
+
+def torch_info() -> dict:
+    import torch
+    import torchattacks
+
+    return {"torch_version": torch.__version__, "torchattacks_version": torchattacks.__version__,
+            "torch_threads": torch.get_num_threads()}
+
+
+def main() -> None:
+    args = parse_args()
+    report: dict[str, Any] = {"machine": machine_info()}
+    if args.torch:
+        report["torch"] = torch_info()
+    if args.eps_sweep:
+        report.update(eps_sweep(args))
+    else:
+        all_cases = make_cases(args.square_queries)
+        names = [n.strip() for n in args.attacks.split(",") if n.strip()]
+        unknown = sorted(set(names) - set(all_cases))
+        if unknown:
+            raise SystemExit(f"No benchmark case for {unknown}; available: {sorted(all_cases)}")
+        peak = matmul_peak_flops()
+        kinds = ["cnn", "mlp"] if args.model == "both" else [args.model]
+        report.update(benchmark="attacks", matmul_peak_flops=peak,
+                      models=[benchmark_model(kind, [all_cases[n] for n in names], args, peak) for kind in kinds])
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

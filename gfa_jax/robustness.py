@@ -1,0 +1,238 @@
+"""Robustness evaluation of trained runs: every attack over its eps grid, all seeds as one program.
+
+The paper's protocol (DeepDefense, Section 4.1): attack only the test samples that every compared
+model (every strategy, every seed) classifies correctly, or, optionally, the whole test set; report
+per (strategy, seed, attack, eps) the accuracy under attack and the perturbation's intensity: MSE
+(the papers' "Intensive" column), L2 and L-inf norms, averaged over the attacked samples.
+
+For a bounded attack one jitted program takes the stacked seed parameters and the whole eps grid
+(``vmap`` over seeds of ``vmap`` over eps) for a batch; the seed axis is sharded across devices.
+Minimum-norm attacks (DeepFool, C&W, EAD, ...) have no eps: they report the success rate and the
+intensity of the successful perturbations.
+
+Results are appended to ``results.jsonl`` after each (run, attack), so an interrupted evaluation
+resumes where it stopped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import pathlib
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import tqdm
+
+from gfa_jax import attacks, checkpoints, data, metrics_io, multiseed, train
+
+Array = jax.Array
+
+
+@dataclasses.dataclass
+class TrainedRun:
+    """A finished training run loaded from its workdir: stacked parameters of every seed."""
+
+    workdir: pathlib.Path
+    config: ml_collections.ConfigDict
+    model: nn.Module
+    params: Any
+    seeds: tuple[int, ...]
+
+    @property
+    def label(self) -> str:
+        return self.config.strategy if self.config.strategy else self.config.name
+
+
+def load_run(workdir: str | pathlib.Path, num_classes: int, input_shape: Sequence[int]) -> TrainedRun:
+    """Restore the newest checkpoint of ``workdir`` (written by :func:`train.train_and_evaluate`)."""
+    workdir = pathlib.Path(workdir)
+    config_path = workdir / "config.json"
+    if not config_path.exists():
+        raise FileNotFoundError(f"{workdir} has no config.json: is it the --workdir of a training run?")
+    config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
+    seeds = tuple(int(s) for s in config.seeds)
+    model = train.make_model(config, num_classes)
+    tx = train.make_optimizer(config, total_steps=1)
+    sample_x = jnp.zeros((1,) + tuple(input_shape), jnp.float32)
+    template = jax.eval_shape(
+        jax.vmap(lambda k: train.create_train_state(k, model, tx, sample_x)), multiseed.seed_keys(seeds, 0)
+    )
+    mesh = multiseed.seed_mesh(len(seeds))
+    template = jax.tree.map(
+        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=multiseed.seed_sharding(mesh)), template
+    )
+    manager = checkpoints.make_manager(workdir / "checkpoints")
+    epoch, states = checkpoints.restore_latest(manager, template)
+    if epoch == 0:
+        raise FileNotFoundError(f"{workdir}/checkpoints holds no checkpoint yet: train first.")
+    return TrainedRun(workdir, config, model, states.params, seeds)
+
+
+def predict(run: TrainedRun, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """Predicted classes ``[S, N]`` of every seed."""
+    apply = jax.jit(jax.vmap(lambda p, x: jnp.argmax(run.model.apply({"params": p}, x), -1), in_axes=(0, None)))
+    batches = [apply(run.params, data.to_model_range(jnp.asarray(images[i:i + batch_size])))
+               for i in range(0, len(images), batch_size)]
+    return np.concatenate([np.asarray(b) for b in batches], axis=1)
+
+
+def select_samples(runs: Sequence[TrainedRun], images, labels, *, protocol: str, num_samples: int,
+                   batch_size: int) -> np.ndarray:
+    """Indices of the test samples to attack.
+
+    ``common_correct``: those every seed of every run classifies correctly (the paper's protocol);
+    ``all``: every sample. Then the first ``num_samples`` of them (0: all).
+    """
+    if protocol == "common_correct":
+        correct = np.ones(len(labels), bool)
+        for run in runs:
+            correct &= np.all(predict(run, images, batch_size) == labels[None], axis=0)
+        indices = np.flatnonzero(correct)
+    elif protocol == "all":
+        indices = np.arange(len(labels))
+    else:
+        raise ValueError(f"Unknown robustness.protocol {protocol!r}; use 'common_correct' or 'all'.")
+    return indices[:num_samples] if num_samples else indices
+
+
+def perturbation_stats(x_adv: Array, x: Array, counted: Array) -> dict[str, Array]:
+    """Sums over the ``counted`` samples of the perturbation's per-sample MSE, L2 and L-inf norms."""
+    delta = (x_adv - x).reshape(x.shape[0], -1)
+    weight = counted.astype(x.dtype)
+    return {
+        "mse": jnp.sum(weight * jnp.mean(delta**2, -1)),
+        "l2": jnp.sum(weight * jnp.sqrt(jnp.sum(delta**2, -1))),
+        "linf": jnp.sum(weight * jnp.max(jnp.abs(delta), -1)),
+    }
+
+
+def bounded_attack_batch(params, x, y, key, eps_grid, *, model, spec: attacks.AttackSpec, kwargs: dict):
+    """One batch under one bounded attack: ``[E]`` sums of correct predictions and intensities."""
+
+    def one_eps(eps):
+        logits_fn = lambda inputs: model.apply({"params": params}, inputs)
+        x_adv = spec.fn(logits_fn, x, y, key, eps=eps, **kwargs)
+        correct = jnp.argmax(logits_fn(x_adv), -1) == y
+        return {"correct": jnp.sum(correct), **perturbation_stats(x_adv, x, jnp.ones_like(correct))}
+
+    return jax.vmap(one_eps)(eps_grid)
+
+
+def minimum_norm_attack_batch(params, x, y, key, *, model, spec: attacks.AttackSpec, kwargs: dict):
+    """One batch under one minimum-norm attack: sums of successes and of successful intensities."""
+    logits_fn = lambda inputs: model.apply({"params": params}, inputs)
+    result = spec.fn(logits_fn, x, y, key, **kwargs)
+    return {"success": jnp.sum(result.success), **perturbation_stats(result.x_adv, x, result.success)}
+
+
+def eps_grid_for(spec: attacks.AttackSpec, robustness: ml_collections.ConfigDict) -> tuple[float, ...]:
+    if spec.norm == "linf":
+        return tuple(robustness.eps_linf)
+    if spec.norm == "l2":
+        return tuple(robustness.eps_l2)
+    raise ValueError(f"Bounded attack {spec.name} has norm {spec.norm}: no eps grid is configured for it.")
+
+
+def evaluate_attack(run: TrainedRun, spec: attacks.AttackSpec, images, labels, key, robustness,
+                    kwargs: dict, progress: tqdm.tqdm) -> list[dict]:
+    """Rows ``{seed, attack, eps, accuracy, mse, l2, linf, ...}`` of one run under one attack."""
+    mesh = multiseed.seed_mesh(len(run.seeds))
+    params = multiseed.shard_seeds(run.params, mesh)
+    bounded = spec.kind == "bounded"
+    if bounded:
+        eps_grid = jnp.asarray(eps_grid_for(spec, robustness), jnp.float32)
+        batch_fn = functools.partial(bounded_attack_batch, model=run.model, spec=spec, kwargs=kwargs)
+        per_seed = jax.jit(jax.vmap(batch_fn, in_axes=(0, None, None, None, None)))
+    else:
+        batch_fn = functools.partial(minimum_norm_attack_batch, model=run.model, spec=spec, kwargs=kwargs)
+        per_seed = jax.jit(jax.vmap(batch_fn, in_axes=(0, None, None, None)))
+    totals = None
+    batch_size = robustness.batch_size
+    for start in range(0, len(labels), batch_size):
+        x = data.to_model_range(jnp.asarray(images[start:start + batch_size]))
+        y = jnp.asarray(labels[start:start + batch_size])
+        batch_key = jax.random.fold_in(key, start)
+        sums = per_seed(params, x, y, batch_key, eps_grid) if bounded else per_seed(params, x, y, batch_key)
+        totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+        progress.update(len(y))
+    totals = jax.device_get(totals)
+    n = len(labels)
+    rows = []
+    for i, seed in enumerate(run.seeds):
+        base = {"run": run.label, "workdir": str(run.workdir), "seed": seed, "attack": spec.name,
+                "norm": spec.norm, "kind": spec.kind, "num_samples": n}
+        if bounded:
+            for j, eps in enumerate(np.asarray(eps_grid)):
+                stats = {k: float(v[i, j]) for k, v in totals.items()}
+                rows.append({**base, "eps": float(eps), "accuracy": stats["correct"] / n,
+                             "mse": stats["mse"] / n, "l2": stats["l2"] / n, "linf": stats["linf"] / n})
+        else:
+            stats = {k: float(v[i]) for k, v in totals.items()}
+            successes = max(stats["success"], 1.0)
+            rows.append({**base, "eps": None, "accuracy": 1.0 - stats["success"] / n,
+                         "success_rate": stats["success"] / n, "mse": stats["mse"] / successes,
+                         "l2": stats["l2"] / successes, "linf": stats["linf"] / successes})
+    return rows
+
+
+def load_results(path: pathlib.Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def evaluate_runs(workdirs: Sequence[str], outdir: str, robustness: ml_collections.ConfigDict | None = None) -> list[dict]:
+    """Attack every run of ``workdirs`` with every configured attack; write rows, table and figures.
+
+    Args:
+      workdirs: training workdirs to compare (all on the same dataset and model input shape).
+      outdir: where ``results.jsonl``, ``results.csv``, ``table.md`` and ``figures/`` go.
+      robustness: the ``config.robustness`` section; default: the first run's.
+
+    Returns:
+      all result rows (including those from an earlier, interrupted evaluation).
+    """
+    from gfa_jax import robustness_report  # matplotlib is only needed here
+
+    first_config = ml_collections.ConfigDict(json.loads((pathlib.Path(workdirs[0]) / "config.json").read_text()))
+    robustness = robustness or first_config.robustness
+    dataset = data.load_dataset(
+        first_config.data.name, source=first_config.data.source, data_dir=first_config.data.data_dir,
+        test_size=first_config.data.test_size, train_size=1, download=first_config.data.download,
+    )
+    input_shape = dataset.test_images.shape[1:]
+    runs = [load_run(w, dataset.num_classes, input_shape) for w in workdirs]
+    labels_seen = [run.label for run in runs]
+    if len(set(labels_seen)) != len(labels_seen):
+        raise ValueError(f"Runs must have distinct strategies to sit side by side; got {labels_seen}.")
+    indices = select_samples(runs, dataset.test_images, dataset.test_labels, protocol=robustness.protocol,
+                             num_samples=robustness.num_samples, batch_size=robustness.batch_size)
+    if len(indices) == 0:
+        raise ValueError("No test sample is classified correctly by every run and seed; use robustness.protocol='all'.")
+    images, labels = dataset.test_images[indices], dataset.test_labels[indices]
+    logging.info("Attacking %d test samples (%s protocol)", len(indices), robustness.protocol)
+
+    out = pathlib.Path(outdir)
+    results_path = out / "results.jsonl"
+    rows = load_results(results_path)
+    done = {(r["workdir"], r["attack"]) for r in rows}
+    attack_kwargs = json.loads(robustness.attack_kwargs)
+    specs = [attacks.get_attack(name) for name in robustness.attacks]
+    todo = [(run, spec) for run in runs for spec in specs if (str(run.workdir), spec.name) not in done]
+    progress = tqdm.tqdm(total=len(todo) * len(labels), unit="sample", desc="robustness", dynamic_ncols=True)
+    key = jax.random.key(robustness.seed)
+    for run, spec in todo:
+        progress.set_postfix(run=run.label, attack=spec.name)
+        attack_key = jax.random.fold_in(key, specs.index(spec))
+        rows += evaluate_attack(run, spec, images, labels, attack_key, robustness,
+                                attack_kwargs.get(spec.name, {}), progress)
+        metrics_io.write_text_atomic(results_path, "".join(json.dumps(r) + "\n" for r in rows))
+    progress.close()
+    robustness_report.write_report(rows, out, robustness, [run.label for run in runs])
+    return rows

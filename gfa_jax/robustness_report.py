@@ -1,0 +1,161 @@
+"""Tables and figures from robustness rows (see :mod:`gfa_jax.robustness`).
+
+- ``results.csv``: every row (run, seed, attack, eps, accuracy, mse, l2, linf, ...).
+- ``table.md``: the layout of Tables 2 and 6 of DeepDefense: one row per attack, per strategy the
+  perturbation intensity (MSE, "Intensive") and the accuracy under attack, mean +/- std over seeds,
+  at the configured table eps (minimum-norm attacks: intensity of the successful perturbations).
+- ``figures/accuracy_vs_eps.png``: accuracy against eps per attack (Figures 4, 6, 10).
+- ``figures/minimum_norm_intensity.png``: perturbation intensity per minimum-norm attack (Figure 11).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import pathlib
+from collections import defaultdict
+from typing import Sequence
+
+import numpy as np
+
+from gfa_jax import metrics_io
+
+CSV_FIELDS = ("run", "seed", "attack", "norm", "kind", "eps", "num_samples", "accuracy", "success_rate",
+              "mse", "l2", "linf", "workdir")
+
+
+def _mean_std(values) -> tuple[float, float]:
+    values = np.asarray(values, np.float64)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def table_eps(norm: str, robustness) -> float | None:
+    return {"linf": robustness.table_eps_linf, "l2": robustness.table_eps_l2}.get(norm)
+
+
+def rows_at_table_eps(rows: Sequence[dict], robustness) -> list[dict]:
+    """Each bounded attack's rows at its table eps (the closest grid value); all minimum-norm rows."""
+    selected = []
+    by_attack = defaultdict(list)
+    for row in rows:
+        by_attack[row["attack"]].append(row)
+    for attack_rows in by_attack.values():
+        if attack_rows[0]["eps"] is None:
+            selected += attack_rows
+            continue
+        target = table_eps(attack_rows[0]["norm"], robustness)
+        grid = sorted({r["eps"] for r in attack_rows})
+        chosen = min(grid, key=lambda e: abs(e - target))
+        selected += [r for r in attack_rows if r["eps"] == chosen]
+    return selected
+
+
+def markdown_table(rows: Sequence[dict], robustness, run_labels: Sequence[str]) -> str:
+    """Tables 2/6 layout: attacks as rows, strategies as columns (Intensive | Accuracy %)."""
+    selected = rows_at_table_eps(rows, robustness)
+    cells = defaultdict(list)
+    for row in selected:
+        cells[(row["attack"], row["run"])].append(row)
+    attacks = list(dict.fromkeys(r["attack"] for r in selected))
+    header = ["Attacker", "eps"] + [f"{label} Intensive" for label in run_labels] + [f"{label} Accuracy" for label in run_labels]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for attack in attacks:
+        eps = cells[(attack, run_labels[0])][0]["eps"] if cells[(attack, run_labels[0])] else None
+        intensity, accuracy = [], []
+        for label in run_labels:
+            group = cells[(attack, label)]
+            if not group:
+                intensity.append("-")
+                accuracy.append("-")
+                continue
+            m, s = _mean_std([r["mse"] for r in group])
+            intensity.append(f"{m:.4f} ± {s:.4f}")
+            m, s = _mean_std([100 * r["accuracy"] for r in group])
+            accuracy.append(f"{m:.2f} ± {s:.2f}")
+        best = max(range(len(run_labels)), key=lambda i: float(accuracy[i].split(" ")[0]) if accuracy[i] != "-" else -1)
+        accuracy[best] = f"**{accuracy[best]}**"
+        eps_cell = "min-norm" if eps is None else f"{eps:g}"
+        lines.append("| " + " | ".join([attack, eps_cell] + intensity + accuracy) + " |")
+    return "\n".join(lines)
+
+
+def write_csv(rows: Sequence[dict], path: pathlib.Path) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    metrics_io.write_text_atomic(path, buffer.getvalue())
+
+
+def plot_accuracy_vs_eps(rows: Sequence[dict], run_labels: Sequence[str], path: pathlib.Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bounded = [r for r in rows if r["eps"] is not None]
+    attacks = list(dict.fromkeys(r["attack"] for r in bounded))
+    if not attacks:
+        return
+    cols = min(4, len(attacks))
+    fig_rows = -(-len(attacks) // cols)
+    fig, axes = plt.subplots(fig_rows, cols, figsize=(4 * cols, 3.2 * fig_rows), squeeze=False)
+    for ax, attack in zip(axes.flat, attacks):
+        for label in run_labels:
+            group = [r for r in bounded if r["attack"] == attack and r["run"] == label]
+            grid = sorted({r["eps"] for r in group})
+            stats = [_mean_std([100 * r["accuracy"] for r in group if r["eps"] == e]) for e in grid]
+            mean = np.array([m for m, _ in stats])
+            std = np.array([s for _, s in stats])
+            ax.plot(grid, mean, marker="o", label=label)
+            ax.fill_between(grid, mean - std, mean + std, alpha=0.2)
+        ax.set_title(attack)
+        ax.set_xlabel(f"eps ({group[0]['norm'] if group else ''})")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(attacks):]:
+        ax.axis("off")
+    axes.flat[0].legend()
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_minimum_norm_intensity(rows: Sequence[dict], run_labels: Sequence[str], path: pathlib.Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    minimum_norm = [r for r in rows if r["eps"] is None]
+    attacks = list(dict.fromkeys(r["attack"] for r in minimum_norm))
+    if not attacks:
+        return
+    fig, ax = plt.subplots(figsize=(1.5 + 1.2 * len(attacks) * len(run_labels) / 2, 3.5))
+    width = 0.8 / len(run_labels)
+    for i, label in enumerate(run_labels):
+        stats = [_mean_std([r["mse"] for r in minimum_norm if r["attack"] == a and r["run"] == label]) for a in attacks]
+        ax.bar(np.arange(len(attacks)) + i * width, [m for m, _ in stats], width, yerr=[s for _, s in stats], label=label)
+    ax.set_xticks(np.arange(len(attacks)) + width * (len(run_labels) - 1) / 2, attacks)
+    ax.set_yscale("log")
+    ax.set_ylabel("perturbation MSE (successful)")
+    ax.legend()
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _save(fig, path: pathlib.Path) -> None:
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def write_report(rows: Sequence[dict], outdir: pathlib.Path, robustness, run_labels: Sequence[str]) -> None:
+    outdir = pathlib.Path(outdir)
+    write_csv(rows, outdir / "results.csv")
+    metrics_io.write_text_atomic(outdir / "table.md", markdown_table(rows, robustness, run_labels) + "\n")
+    plot_accuracy_vs_eps(rows, run_labels, outdir / "figures" / "accuracy_vs_eps.png")
+    plot_minimum_norm_intensity(rows, run_labels, outdir / "figures" / "minimum_norm_intensity.png")

@@ -1,0 +1,95 @@
+"""The robustness report: one program per attack over seeds x eps, the paper's sample protocol,
+rows / table / figures written, and a resumed evaluation that skips finished attacks."""
+import json
+
+import numpy as np
+import pytest
+
+from gfa_jax import robustness, train
+from test_train import tiny_config
+
+
+@pytest.fixture(scope="module")
+def two_runs(tiny_fashion_mnist, tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    workdirs = []
+    for strategy in ("standard", "deep"):
+        config = tiny_config(tiny_fashion_mnist, seeds=(0, 1), strategy=strategy, epochs=2)
+        train.train_and_evaluate(config, str(root / strategy))
+        workdirs.append(str(root / strategy))
+    return workdirs
+
+
+def _settings(attacks=("fgsm", "pgd", "deepfool")):
+    settings = tiny_config(".").robustness
+    settings.attacks = attacks
+    settings.eps_linf = (0.0, 0.1, 0.5)
+    settings.table_eps_linf = 0.1
+    settings.num_samples = 0
+    settings.batch_size = 32
+    settings.attack_kwargs = json.dumps({"pgd": {"steps": 3}, "deepfool": {"max_iter": 5}})
+    return settings
+
+
+def test_report_rows_table_and_figures(two_runs, tmp_path):
+    rows = robustness.evaluate_runs(two_runs, str(tmp_path), _settings())
+    # 2 runs x 2 seeds x (2 bounded attacks x 3 eps + 1 minimum-norm attack)
+    assert len(rows) == 2 * 2 * (2 * 3 + 1)
+    for row in rows:
+        if row["eps"] == 0.0:
+            assert row["accuracy"] == 1.0  # common-correct samples, unperturbed
+            assert row["mse"] == 0.0
+        if row["eps"] is not None:
+            assert row["linf"] <= row["eps"] + 1e-6
+    fgsm_deep = sorted((r["eps"], r["accuracy"]) for r in rows if r["attack"] == "fgsm" and r["seed"] == 0
+                       and r["run"] == "deep")
+    assert fgsm_deep[-1][1] <= fgsm_deep[0][1]
+    table = (tmp_path / "table.md").read_text().splitlines()
+    assert table[0] == "| Attacker | eps | standard Intensive | deep Intensive | standard Accuracy | deep Accuracy |"
+    assert [line.split(" | ")[0] for line in table[2:]] == ["| fgsm", "| pgd", "| deepfool"]
+    assert (tmp_path / "results.csv").read_text().startswith("run,seed,attack,norm,kind,eps")
+    for figure in ("accuracy_vs_eps.png", "minimum_norm_intensity.png"):
+        assert (tmp_path / "figures" / figure).stat().st_size > 1000
+
+
+def test_only_commonly_correct_samples_are_attacked(two_runs):
+    from gfa_jax import data
+
+    dataset = data.load_dataset("fashion_mnist", source="idx", data_dir=json.load(
+        open(f"{two_runs[0]}/config.json"))["data"]["data_dir"])
+    runs = [robustness.load_run(w, 10, (28, 28, 1)) for w in two_runs]
+    chosen = robustness.select_samples(runs, dataset.test_images, dataset.test_labels,
+                                       protocol="common_correct", num_samples=0, batch_size=16)
+    for run in runs:
+        predictions = robustness.predict(run, dataset.test_images[chosen], 16)
+        np.testing.assert_array_equal(predictions, np.broadcast_to(dataset.test_labels[chosen], predictions.shape))
+    everything = robustness.select_samples(runs, dataset.test_images, dataset.test_labels,
+                                           protocol="all", num_samples=10, batch_size=16)
+    np.testing.assert_array_equal(everything, np.arange(10))
+
+
+def test_interrupted_evaluation_resumes(two_runs, tmp_path, monkeypatch):
+    settings = _settings(attacks=("fgsm", "pgd"))
+    calls = []
+    interrupt = [True]
+
+    class Killed(Exception):
+        pass
+
+    original = robustness.evaluate_attack
+
+    def interrupt_second_attack(run, spec, *args, **kwargs):
+        calls.append((run.label, spec.name))
+        if interrupt[0] and len(calls) == 2:
+            raise Killed
+        return original(run, spec, *args, **kwargs)
+
+    monkeypatch.setattr(robustness, "evaluate_attack", interrupt_second_attack)
+    with pytest.raises(Killed):
+        robustness.evaluate_runs(two_runs, str(tmp_path), settings)
+    calls.clear()
+    interrupt[0] = False
+    rows = robustness.evaluate_runs(two_runs, str(tmp_path), settings)
+    assert ("standard", "fgsm") not in calls  # finished before the interruption: not redone
+    assert len(calls) == 3
+    assert len(rows) == 2 * 2 * 2 * 3
