@@ -71,6 +71,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.robustness.num_samples = 1000  # of the test set, after the protocol's selection (0: all)
     config.robustness.batch_size = 500
     config.robustness.seed = 0
+    config.robustness.figures = True  # example adversarials, loss landscape, feature maps
     # Per-attack keyword arguments, e.g. {"square": {"n_queries": 1000}}, as a JSON string so any
     # attack's options can be set from the command line.
     config.robustness.attack_kwargs = "{}"

@@ -198,7 +198,7 @@ def evaluate_runs(workdirs: Sequence[str], outdir: str, robustness: ml_collectio
     Returns:
       all result rows (including those from an earlier, interrupted evaluation).
     """
-    from gfa_jax import robustness_report  # matplotlib is only needed here
+    from gfa_jax import figures, robustness_report  # matplotlib is only needed here
 
     first_config = ml_collections.ConfigDict(json.loads((pathlib.Path(workdirs[0]) / "config.json").read_text()))
     robustness = robustness or first_config.robustness
@@ -235,4 +235,7 @@ def evaluate_runs(workdirs: Sequence[str], outdir: str, robustness: ml_collectio
         metrics_io.write_text_atomic(results_path, "".join(json.dumps(r) + "\n" for r in rows))
     progress.close()
     robustness_report.write_report(rows, out, robustness, [run.label for run in runs])
+    if robustness.figures:
+        figures.write_figures(runs, data.to_model_range(jnp.asarray(images[:256])), jnp.asarray(labels[:256]), out,
+                              eps=robustness.table_eps_linf)
     return rows

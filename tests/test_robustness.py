@@ -26,13 +26,16 @@ def _settings(attacks=("fgsm", "pgd", "deepfool")):
     settings.eps_linf = (0.0, 0.1, 0.5)
     settings.table_eps_linf = 0.1
     settings.num_samples = 0
+    settings.figures = False
     settings.batch_size = 32
     settings.attack_kwargs = json.dumps({"pgd": {"steps": 3}, "deepfool": {"max_iter": 5}})
     return settings
 
 
 def test_report_rows_table_and_figures(two_runs, tmp_path):
-    rows = robustness.evaluate_runs(two_runs, str(tmp_path), _settings())
+    settings = _settings()
+    settings.figures = True
+    rows = robustness.evaluate_runs(two_runs, str(tmp_path), settings)
     # 2 runs x 2 seeds x (2 bounded attacks x 3 eps + 1 minimum-norm attack)
     assert len(rows) == 2 * 2 * (2 * 3 + 1)
     for row in rows:
@@ -48,7 +51,7 @@ def test_report_rows_table_and_figures(two_runs, tmp_path):
     assert table[0] == "| Attacker | eps | standard Intensive | deep Intensive | standard Accuracy | deep Accuracy |"
     assert [line.split(" | ")[0] for line in table[2:]] == ["| fgsm", "| pgd", "| deepfool"]
     assert (tmp_path / "results.csv").read_text().startswith("run,seed,attack,norm,kind,eps")
-    for figure in ("accuracy_vs_eps.png", "minimum_norm_intensity.png"):
+    for figure in ("accuracy_vs_eps.png", "minimum_norm_intensity.png", "adversarial_examples.png", "loss_landscape.png"):
         assert (tmp_path / "figures" / figure).stat().st_size > 1000
 
 

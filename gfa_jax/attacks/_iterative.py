@@ -51,6 +51,11 @@ def split_or_none(key: Array | None) -> tuple[Array | None, Array | None]:
     return (None, None) if key is None else tuple(jax.random.split(key))
 
 
+def step_size(alpha, eps, ratio: float):
+    """``alpha``, or ``ratio * eps`` when it is None: torchattacks' step-to-eps ratio, kept in an eps sweep."""
+    return jnp.asarray(eps) * ratio if alpha is None else alpha
+
+
 def run_loop(step: Callable, state, steps: int, unroll: bool | int):
     """``state <- step(state)``, ``steps`` (static) times, as one ``lax.fori_loop``."""
     return jax.lax.fori_loop(0, steps, lambda _, s: step(s), state, unroll=unroll)

@@ -13,7 +13,6 @@ point over all runs; clean misclassified inputs are returned unchanged.
 """
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
 from gfa_jax.attacks.apgd import RHO, _project, run_with_restarts

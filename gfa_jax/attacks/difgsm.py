@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from gfa_jax.attacks._iterative import (
+    step_size,
     DEFAULT_UNROLL,
     RANGE_WIDTH,
     linf_sign_ascent,
@@ -67,7 +68,7 @@ def difgsm(
     key: Array,
     *,
     eps=RANGE_WIDTH * 8 / 255,
-    alpha=RANGE_WIDTH * 2 / 255,
+    alpha=None,
     steps: int = 10,
     decay=0.0,
     resize_rate: float = 0.9,
@@ -93,7 +94,7 @@ def difgsm(
       x: NHWC inputs ``[B, H, W, C]`` in ``bounds``; y: labels ``[B]`` (targets when ``targeted``).
       key: draws the random start and the transformations.
       eps: L-inf radius, traceable (default ``2 * 8/255``: torchattacks' 8/255 in [-1, 1] units).
-      alpha: step size, traceable (default ``2 * 2/255``).
+      alpha: step size, traceable; None (default): eps / 4 (torchattacks: 2/255 at eps 8/255), so it scales with eps in a sweep.
       steps: number of iterations, static (default 10).
       decay: momentum factor, traceable (default 0.0: plain DI2-FGSM).
       resize_rate: static, smallest resize fraction, in (0, 1] (default 0.9).
@@ -105,6 +106,7 @@ def difgsm(
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.
     """
+    alpha = step_size(alpha, eps, 0.25)
     require_images(x, "DI2-FGSM")
     objective = attack_objective(logits_fn, loss, targeted)
 

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from gfa_jax.attacks._iterative import (
+    step_size,
     DEFAULT_UNROLL,
     RANGE_WIDTH,
     linf_sign_ascent,
@@ -42,7 +43,7 @@ def eotpgd(
     key: Array,
     *,
     eps=RANGE_WIDTH * 8 / 255,
-    alpha=RANGE_WIDTH * 2 / 255,
+    alpha=None,
     steps: int = 10,
     eot_iter: int = 2,
     random_start: bool = True,
@@ -65,7 +66,7 @@ def eotpgd(
       x: inputs ``[B, ...]`` in ``bounds``; y: labels ``[B]`` (targets when ``targeted``).
       key: draws the random start and the model's randomness.
       eps: L-inf radius, traceable (default ``2 * 8/255``: torchattacks' 8/255 in [-1, 1] units).
-      alpha: step size, traceable (default ``2 * 2/255``).
+      alpha: step size, traceable; None (default): eps / 4 (torchattacks: 2/255 at eps 8/255), so it scales with eps in a sweep.
       steps: number of iterations, static (default 10).
       eot_iter: gradient samples per step, static (default 2). A deterministic ``logits_fn``
         (``stochastic=False``) gives ``eot_iter`` equal gradients whose sum has the same sign as one,
@@ -78,6 +79,7 @@ def eotpgd(
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.
     """
+    alpha = step_size(alpha, eps, 0.25)
     k_start, k_steps = jax.random.split(key)
     if stochastic:
         gradient_fn = _expected_gradient(logits_fn, y, loss, targeted, eot_iter, unroll)

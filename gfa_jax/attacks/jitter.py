@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from gfa_jax.attacks._iterative import DEFAULT_UNROLL, RANGE_WIDTH, linf_sign_ascent, linf_start
+from gfa_jax.attacks._iterative import DEFAULT_UNROLL, RANGE_WIDTH, linf_sign_ascent, linf_start, step_size
 from gfa_jax.attacks.base import (
     DEFAULT_BOUNDS,
     Array,
@@ -51,7 +51,7 @@ def jitter(
     key: Array,
     *,
     eps=RANGE_WIDTH * 8 / 255,
-    alpha=RANGE_WIDTH * 2 / 255,
+    alpha=None,
     steps: int = 10,
     scale=10.0,
     std=0.1,
@@ -71,7 +71,7 @@ def jitter(
       x: inputs ``[B, ...]`` in ``bounds``; y: labels ``[B]`` (targets when ``targeted``).
       key: draws the random start and the jitter.
       eps: L-inf radius, traceable (default ``2 * 8/255``: torchattacks' 8/255 in [-1, 1] units).
-      alpha: step size, traceable (default ``2 * 2/255``).
+      alpha: step size, traceable; None (default): eps / 4 (torchattacks: 2/255 at eps 8/255), so it scales with eps in a sweep.
       steps: number of iterations, static (default 10).
       scale: softmax temperature factor, traceable (default 10).
       std: standard deviation of the jitter on the softmax outputs, traceable (default 0.1).
@@ -85,6 +85,7 @@ def jitter(
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.
     """
+    alpha = step_size(alpha, eps, 0.25)
     objective = jitter_objective(logits_fn, x, loss, targeted, scale, std)
 
     def gradient_fn(x_adv: Array, step_key: Array) -> Array:

@@ -2,7 +2,7 @@
 [https://arxiv.org/abs/1710.06081]."""
 from __future__ import annotations
 
-from gfa_jax.attacks._iterative import DEFAULT_UNROLL, RANGE_WIDTH, linf_sign_ascent, objective_gradient
+from gfa_jax.attacks._iterative import DEFAULT_UNROLL, RANGE_WIDTH, linf_sign_ascent, objective_gradient, step_size
 from gfa_jax.attacks.base import DEFAULT_BOUNDS, Array, Bounds, LogitsFn, register
 
 
@@ -14,7 +14,7 @@ def mifgsm(
     key: Array,
     *,
     eps=RANGE_WIDTH * 8 / 255,
-    alpha=RANGE_WIDTH * 2 / 255,
+    alpha=None,
     steps: int = 10,
     decay=1.0,
     bounds: Bounds = DEFAULT_BOUNDS,
@@ -34,7 +34,7 @@ def mifgsm(
       x: inputs ``[B, ...]`` in ``bounds``; y: labels ``[B]`` (targets when ``targeted``).
       key: unused (common calling convention).
       eps: L-inf radius, traceable (default ``2 * 8/255``: torchattacks' 8/255 in [-1, 1] units).
-      alpha: step size, traceable (default ``2 * 2/255``).
+      alpha: step size, traceable; None (default): eps / 4 (torchattacks: 2/255 at eps 8/255), so it scales with eps in a sweep.
       steps: number of iterations, static (default 10).
       decay: momentum factor, traceable (default 1.0).
       bounds: the input box. loss: 'ce', 'mse', 'margin' or 'dlr'. targeted: descend instead.
@@ -43,6 +43,7 @@ def mifgsm(
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.
     """
+    alpha = step_size(alpha, eps, 0.25)
     del key
     gradient_fn = objective_gradient(logits_fn, y, loss, targeted)
     return linf_sign_ascent(

@@ -3,6 +3,7 @@ ICLR 2018 [https://arxiv.org/abs/1706.06083]."""
 from __future__ import annotations
 
 from gfa_jax.attacks._iterative import (
+    step_size,
     DEFAULT_UNROLL,
     RANGE_WIDTH,
     linf_sign_ascent,
@@ -20,7 +21,7 @@ def pgd(
     key: Array,
     *,
     eps=RANGE_WIDTH * 8 / 255,
-    alpha=RANGE_WIDTH * 2 / 255,
+    alpha=None,
     steps: int = 10,
     random_start: bool = True,
     bounds: Bounds = DEFAULT_BOUNDS,
@@ -38,7 +39,7 @@ def pgd(
       x: inputs ``[B, ...]`` in ``bounds``; y: labels ``[B]`` (targets when ``targeted``).
       key: draws the random start.
       eps: L-inf radius, traceable (default ``2 * 8/255``: torchattacks' 8/255 in [-1, 1] units).
-      alpha: step size, traceable (default ``2 * 2/255``).
+      alpha: step size, traceable; None (default): eps / 4 (torchattacks: 2/255 at eps 8/255), so it scales with eps in a sweep.
       steps: number of iterations, static (default 10).
       random_start: static, start uniformly in the eps ball (default True).
       bounds: the input box. loss: 'ce', 'mse', 'margin' or 'dlr'. targeted: descend instead.
@@ -47,6 +48,7 @@ def pgd(
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.
     """
+    alpha = step_size(alpha, eps, 0.25)
     x_start = linf_start(key, x, eps, bounds, random_start)
     gradient_fn = objective_gradient(logits_fn, y, loss, targeted)
     return linf_sign_ascent(

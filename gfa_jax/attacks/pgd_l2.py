@@ -3,6 +3,7 @@ ICLR 2018 [https://arxiv.org/abs/1706.06083], with torchattacks' PGDL2 start and
 from __future__ import annotations
 
 from gfa_jax.attacks._iterative import (
+    step_size,
     DEFAULT_UNROLL,
     RANGE_WIDTH,
     l2_gradient_ascent,
@@ -20,7 +21,7 @@ def pgd_l2(
     key: Array,
     *,
     eps=RANGE_WIDTH * 1.0,
-    alpha=RANGE_WIDTH * 0.2,
+    alpha=None,
     steps: int = 10,
     random_start: bool = True,
     bounds: Bounds = DEFAULT_BOUNDS,
@@ -39,7 +40,7 @@ def pgd_l2(
       x: inputs ``[B, ...]`` in ``bounds``; y: labels ``[B]`` (targets when ``targeted``).
       key: draws the random start.
       eps: L2 radius, traceable (default 2.0: torchattacks' 1.0 on [0, 1] inputs in [-1, 1] units).
-      alpha: step size, traceable (default 0.4, torchattacks' 0.2 in [-1, 1] units).
+      alpha: step size, traceable; None (default): eps / 5 (torchattacks: 0.2 at eps 1.0), so it scales with eps in a sweep.
       steps: number of iterations, static (default 10).
       random_start: static, start at a random point of the L2 ball (default True).
       bounds: the input box. loss: 'ce', 'mse', 'margin' or 'dlr'. targeted: descend instead.
@@ -48,6 +49,7 @@ def pgd_l2(
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the L2 eps ball and the box.
     """
+    alpha = step_size(alpha, eps, 0.2)
     x_start = random_l2_start(key, x, eps, bounds) if random_start else x
     gradient_fn = objective_gradient(logits_fn, y, loss, targeted)
     return l2_gradient_ascent(
