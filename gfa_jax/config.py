@@ -7,6 +7,7 @@ so an override of a key that does not exist (``--config.optimizer.lr=...``) fail
 from __future__ import annotations
 
 import difflib
+import json
 
 import ml_collections
 
@@ -113,6 +114,24 @@ def _unknown_keys(config, reference, prefix=""):
             yield from _unknown_keys(config[key], reference[key], prefix=f"{path}.")
 
 
+def _robustness_problems(robustness: ml_collections.ConfigDict) -> list[str]:
+    from gfa_jax import attacks
+    from gfa_jax.robustness import attack_names
+
+    problems = [f"robustness.attacks: unknown attack {name!r}; registered: {', '.join(sorted(attacks.REGISTRY))}."
+                for name in attack_names(robustness.attacks) if name not in attacks.REGISTRY]
+    try:
+        kwargs = json.loads(robustness.attack_kwargs)
+        if not isinstance(kwargs, dict):
+            raise ValueError
+    except ValueError:
+        problems.append(f"robustness.attack_kwargs must be a JSON object such as "
+                        f"'{{\"square\": {{\"n_queries\": 1000}}}}', got {robustness.attack_kwargs!r}.")
+    if robustness.protocol not in ("common_correct", "all"):
+        problems.append(f"robustness.protocol {robustness.protocol!r} is not 'common_correct' or 'all'.")
+    return problems
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
     """Raise ``ValueError`` naming every problem: unknown keys, unknown names, mismatched beta."""
     problems = list(_unknown_keys(config, base_config()))
@@ -132,6 +151,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
             problems.append("seeds is empty; give at least one seed.")
         if len(set(config.seeds)) != len(config.seeds):
             problems.append(f"seeds {tuple(config.seeds)} repeat a seed.")
+        problems += _robustness_problems(config.robustness)
         for key in ("batch_size", "num_epochs", "log_every_steps"):
             if config[key] < 1:
                 problems.append(f"{key} must be >= 1, got {config[key]}.")

@@ -181,6 +181,13 @@ def evaluate_attack(run: TrainedRun, spec: attacks.AttackSpec, images, labels, k
     return rows
 
 
+def attack_names(value) -> tuple[str, ...]:
+    """``robustness.attacks`` as names: a tuple of names, or comma-separated names from the command
+    line (where ``--robustness.attacks=fgsm,pgd`` arrives as ``("fgsm,pgd",)``)."""
+    joined = value if isinstance(value, str) else ",".join(value)
+    return tuple(name.strip().lower() for name in joined.split(",") if name.strip())
+
+
 def load_results(path: pathlib.Path) -> list[dict]:
     if not path.exists():
         return []
@@ -223,7 +230,7 @@ def evaluate_runs(workdirs: Sequence[str], outdir: str, robustness: ml_collectio
     rows = load_results(results_path)
     done = {(r["workdir"], r["attack"]) for r in rows}
     attack_kwargs = json.loads(robustness.attack_kwargs)
-    specs = [attacks.get_attack(name) for name in robustness.attacks]
+    specs = [attacks.get_attack(name) for name in attack_names(robustness.attacks)]
     todo = [(run, spec) for run in runs for spec in specs if (str(run.workdir), spec.name) not in done]
     progress = tqdm.tqdm(total=len(todo) * len(labels), unit="sample", desc="robustness", dynamic_ncols=True)
     key = jax.random.key(robustness.seed)

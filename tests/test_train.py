@@ -117,6 +117,14 @@ def test_validate_names_unknown_keys_and_bad_beta():
         gfa_config.validate(config)
 
 
+def test_validate_names_unknown_attacks_and_bad_attack_kwargs():
+    config = gfa_config.base_config()
+    config.robustness.attacks = ("pgd", "pgdd")
+    config.robustness.attack_kwargs = "{steps: 3}"
+    with pytest.raises(ValueError, match=r"unknown attack 'pgdd'(.|\n)*attack_kwargs must be a JSON object"):
+        gfa_config.validate(config)
+
+
 @pytest.mark.parametrize(
     "strategy, model, expected",
     [
