@@ -3,7 +3,8 @@
     python -m gfa_jax.evaluate --workdirs runs/fmnist_mlp_standard,runs/fmnist_mlp_first,runs/fmnist_mlp_deep \
         --outdir runs/fmnist_report [--robustness.num_samples=500] [--robustness.attacks=fgsm,pgd]
 
-Attack settings default to the first run's ``config.robustness``; ``--robustness.<key>=value``
+Attack settings come from ``--config``'s ``robustness`` section when given (e.g.
+``--config configs/fmnist_mlp_standard.py``), else from the first run's; ``--robustness.<key>=value``
 overrides them. Started again with the same command, it resumes where it stopped.
 """
 from __future__ import annotations
@@ -18,6 +19,8 @@ from gfa_jax import config as gfa_config
 
 _WORKDIRS = flags.DEFINE_list("workdirs", None, "Training workdirs to compare (comma separated).")
 _OUTDIR = flags.DEFINE_string("outdir", None, "Where results, table and figures go.")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Optional experiment config whose `robustness` section sets the attacks (default: the first run's).")
 _ROBUSTNESS = config_flags.DEFINE_config_dict("robustness", gfa_config.base_config().robustness, lock_config=True)
 
 
@@ -30,7 +33,10 @@ def main(argv) -> None:
     if not first.exists():
         raise app.UsageError(f"{first} does not exist: --workdirs must name training workdirs.")
     settings = gfa_config.base_config().robustness
-    settings.update(json.loads(first.read_text()).get("robustness", {}))
+    if _CONFIG.value is not None:
+        settings.update(_CONFIG.value.robustness.to_dict())
+    else:
+        settings.update(json.loads(first.read_text()).get("robustness", {}))
     overridden = {name.split(".", 1)[1] for name in flags.FLAGS if name.startswith("robustness.")
                   and flags.FLAGS[name].present}
     for key in overridden:
