@@ -24,6 +24,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from benchmarks.common import machine_info, matmul_peak_flops, time_jitted  # noqa: E402
 from gfa_jax import config as gfa_config  # noqa: E402
 from gfa_jax import multiseed, train  # noqa: E402
+from gfa_jax.objectives import make_objective  # noqa: E402
 
 INPUT_SHAPES = {"paper_cnn": (32, 32, 3), "paper_mlp": (28, 28, 1)}
 
@@ -40,10 +41,12 @@ def jax_case(model_name: str, strategy: str, num_seeds: int, batch: int, steps: 
     labels = jnp.asarray(rng.integers(0, 10, num_examples, dtype=np.int32))
     seeds = tuple(range(num_seeds))
     sample_x = jnp.zeros((1,) + INPUT_SHAPES[model_name])
-    states = jax.vmap(lambda k: train.create_train_state(k, model, tx, sample_x))(multiseed.seed_keys(seeds, 0))
+    objective = make_objective(config, model)
+    states = jax.vmap(lambda k: train.create_train_state(k, model, tx, sample_x, objective))(multiseed.seed_keys(seeds, 0))
     orders = train.epoch_orders(multiseed.seed_keys(seeds, 1), 0, num_examples)
-    step = train.make_multiseed_step(train.make_loss_fn(config, model), tx, batch)
-    result = time_jitted(step, (states, images, labels, orders, jnp.int32(1)), steps=steps, carry_first=True)
+    keys = train.epoch_keys(multiseed.seed_keys(seeds, 2), 0)
+    step = train.make_multiseed_step(objective, tx, batch)
+    result = time_jitted(step, (states, images, labels, orders, keys, jnp.int32(1)), steps=steps, carry_first=True)
     return {"impl": "jax", "model": model_name, "strategy": strategy, "seeds": num_seeds, "batch": batch, **result}
 
 

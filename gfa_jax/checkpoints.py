@@ -25,3 +25,15 @@ def restore_latest(manager: ocp.CheckpointManager, template):
         return 0, template
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
     return epoch, manager.restore(epoch, args=ocp.args.StandardRestore(abstract))
+
+
+def restore_latest_params(manager: ocp.CheckpointManager):
+    """``(epoch, params)`` of the newest checkpoint, whatever else the train state held.
+
+    Evaluation needs only the parameters; reading them without a template also reads checkpoints
+    of train states with other fields (other strategies, older versions).
+    """
+    epoch = manager.latest_step()
+    if epoch is None:
+        return 0, None
+    return epoch, manager.restore(epoch, args=ocp.args.StandardRestore())["params"]

@@ -58,20 +58,15 @@ def load_run(workdir: str | pathlib.Path, num_classes: int, input_shape: Sequenc
     config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
     seeds = tuple(int(s) for s in config.seeds)
     model = train.make_model(config, num_classes)
-    tx = train.make_optimizer(config, total_steps=1)
-    sample_x = jnp.zeros((1,) + tuple(input_shape), jnp.float32)
-    template = jax.eval_shape(
-        jax.vmap(lambda k: train.create_train_state(k, model, tx, sample_x)), multiseed.seed_keys(seeds, 0)
-    )
-    mesh = multiseed.seed_mesh(len(seeds))
-    template = jax.tree.map(
-        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=multiseed.seed_sharding(mesh)), template
-    )
-    manager = checkpoints.make_manager(workdir / "checkpoints")
-    epoch, states = checkpoints.restore_latest(manager, template)
+    epoch, params = checkpoints.restore_latest_params(checkpoints.make_manager(workdir / "checkpoints"))
     if epoch == 0:
         raise FileNotFoundError(f"{workdir}/checkpoints holds no checkpoint yet: train first.")
-    return TrainedRun(workdir, config, model, states.params, seeds)
+    expected = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1,) + tuple(input_shape)))["params"]
+    shapes = jax.tree.map(lambda leaf: leaf.shape[1:], params)
+    if shapes != jax.tree.map(lambda leaf: leaf.shape, expected):
+        raise ValueError(f"{workdir}'s checkpoint does not fit {config.model.name} on inputs {tuple(input_shape)} "
+                         f"with {num_classes} classes: was it trained on another dataset?")
+    return TrainedRun(workdir, config, model, params, seeds)
 
 
 def predict(run: TrainedRun, images: np.ndarray, batch_size: int) -> np.ndarray:

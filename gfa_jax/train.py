@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import Any, Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -21,19 +21,23 @@ from flax import struct
 
 from gfa_jax import checkpoints, data, metrics_io, multiseed
 from gfa_jax import config as gfa_config
-from gfa_jax.gfa import gfa_loss, layer_gfa
+from gfa_jax.gfa import layer_gfa
 from gfa_jax.models import get_model
+from gfa_jax.objectives import Objective, make_objective
 
 Array = jax.Array
-LossFn = Callable[..., tuple[Array, dict[str, Array]]]
 
 
 class TrainState(struct.PyTreeNode):
-    """What a seed's training needs to continue: checkpointed as a whole."""
+    """What a seed's training needs to continue: checkpointed as a whole.
+
+    ``carry`` is what the objective hands from one step to the next (see :mod:`gfa_jax.objectives`).
+    """
 
     step: Array
     params: Any
     opt_state: Any
+    carry: Any
 
 
 def make_optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
@@ -62,17 +66,11 @@ def make_model(config: ml_collections.ConfigDict, num_classes: int) -> nn.Module
     return get_model(config.model.name, num_classes=num_classes)
 
 
-def make_loss_fn(config: ml_collections.ConfigDict, model: nn.Module) -> LossFn:
-    """``(params, x, labels) -> (loss, aux)`` for the configured strategy (``config.gfa``)."""
-    beta = tuple(float(b) for b in config.gfa.beta)
-    return functools.partial(
-        gfa_loss, model=model, layer_names=model.layer_names, alpha=config.gfa.alpha, beta=beta
-    )
-
-
-def create_train_state(key: Array, model: nn.Module, tx: optax.GradientTransformation, sample_x: Array) -> TrainState:
+def create_train_state(key: Array, model: nn.Module, tx: optax.GradientTransformation, sample_x: Array,
+                       objective: Objective | None = None) -> TrainState:
     params = model.init(key, sample_x)["params"]
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+    carry = objective.init_carry(params, sample_x) if objective is not None else {}
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), carry=carry)
 
 
 def train_step(
@@ -80,9 +78,10 @@ def train_step(
     images: Array,
     labels: Array,
     order: Array,
+    epoch_key: Array,
     step_in_epoch: Array,
     *,
-    loss_fn: LossFn,
+    objective: Objective,
     tx: optax.GradientTransformation,
     batch_size: int,
 ) -> tuple[TrainState, dict[str, Array]]:
@@ -92,29 +91,36 @@ def train_step(
       images: the whole training set, uint8 ``[N, H, W, C]`` (on device, shared by the seeds).
       labels: int ``[N]``.
       order: this seed's permutation of ``range(N)`` for the epoch.
+      epoch_key: this seed's key for the epoch; the step's key is folded from it.
     """
     index = jax.lax.dynamic_slice_in_dim(order, step_in_epoch * batch_size, batch_size)
     x = data.to_model_range(images[index])
     y = labels[index]
-    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, x, y)
+    key = jax.random.fold_in(epoch_key, step_in_epoch)
+    (loss, (aux, carry)), grads = jax.value_and_grad(objective.loss, has_aux=True)(
+        state.params, x, y, key, state.carry)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, carry=carry)
     return new_state, {"loss": loss, **aux}
 
 
-def make_multiseed_step(loss_fn: LossFn, tx: optax.GradientTransformation, batch_size: int):
-    """All seeds' ``train_step`` as one jitted program: ``(states, images, labels, orders, i)``."""
-    step = functools.partial(train_step, loss_fn=loss_fn, tx=tx, batch_size=batch_size)
-    vmapped = jax.vmap(step, in_axes=(0, None, None, 0, None))
+def make_multiseed_step(objective: Objective, tx: optax.GradientTransformation, batch_size: int):
+    """All seeds' ``train_step`` as one jitted program: ``(states, images, labels, orders, keys, i)``."""
+    step = functools.partial(train_step, objective=objective, tx=tx, batch_size=batch_size)
+    vmapped = jax.vmap(step, in_axes=(0, None, None, 0, 0, None))
     return jax.jit(vmapped, donate_argnums=(0,))
 
 
+def epoch_keys(keys: Array, epoch: int) -> Array:
+    """Each seed's key for ``epoch`` ``[S]``: a function of (seed, epoch) alone, so a resumed run
+    sees the same data order and randomness as an uninterrupted one."""
+    return jax.vmap(lambda k: jax.random.fold_in(k, epoch))(keys)
+
+
 def epoch_orders(data_keys: Array, epoch: int, num_examples: int) -> Array:
-    """Each seed's own permutation of the training set for ``epoch`` ``[S, N]``, derived from
-    (seed, epoch) alone so a resumed run sees the same order as an uninterrupted one."""
-    keys = jax.vmap(lambda k: jax.random.fold_in(k, epoch))(data_keys)
-    return jax.vmap(lambda k: jax.random.permutation(k, num_examples))(keys)
+    """Each seed's own permutation of the training set for ``epoch`` ``[S, N]``."""
+    return jax.vmap(lambda k: jax.random.permutation(k, num_examples))(epoch_keys(data_keys, epoch))
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -214,8 +220,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, epoch
     tx = make_optimizer(config, steps_per_epoch * config.num_epochs)
     mesh = multiseed.seed_mesh(len(seeds))
     sample_x = data.to_model_range(jnp.asarray(dataset.train_images[:1]))
+    objective = make_objective(config, model)
     init_keys = multiseed.seed_keys(seeds, purpose=0)
-    states = jax.jit(jax.vmap(lambda k: create_train_state(k, model, tx, sample_x)))(init_keys)
+    states = jax.jit(jax.vmap(lambda k: create_train_state(k, model, tx, sample_x, objective)))(init_keys)
     states = multiseed.shard_seeds(states, mesh)
 
     manager = checkpoints.make_manager(run_dir.checkpoints, max_to_keep=config.checkpoint.max_to_keep)
@@ -227,7 +234,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, epoch
     images = jax.device_put(dataset.train_images, multiseed.replicated(mesh))
     labels = jax.device_put(dataset.train_labels, multiseed.replicated(mesh))
     data_keys = multiseed.seed_keys(seeds, purpose=1)
-    step_fn = make_multiseed_step(make_loss_fn(config, model), tx, config.batch_size)
+    step_keys = multiseed.seed_keys(seeds, purpose=2)
+    step_fn = make_multiseed_step(objective, tx, config.batch_size)
     evaluate = make_evaluator(model, config.eval.batch_size)
     train_eval_index = np.random.default_rng(0).permutation(num_train)[: config.eval.train_samples or num_train]
 
@@ -236,9 +244,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, epoch
     for epoch in range(start_epoch + 1, config.num_epochs + 1):
         started = time.perf_counter()
         orders = multiseed.shard_seeds(epoch_orders(data_keys, epoch, num_train), mesh)
+        keys = multiseed.shard_seeds(epoch_keys(step_keys, epoch), mesh)
         step_metrics = []
         for i in range(steps_per_epoch):
-            states, metrics = step_fn(states, images, labels, orders, i)
+            states, metrics = step_fn(states, images, labels, orders, keys, i)
             step_metrics.append(metrics)
             progress.update(1)
             if (i + 1) % config.log_every_steps == 0 or i + 1 == steps_per_epoch:
