@@ -43,6 +43,26 @@ def base_config() -> ml_collections.ConfigDict:
     config.gfa.alpha = 1.0
     config.gfa.beta = (0.0, 0.0, 0.0)
 
+    # Baselines of DeepDefense's Table 1-2 (issue: ADV, GAIE, DENOISE). ADV: train on a mix of clean
+    # and adversarial inputs (gfa_jax.adversarial_training); GAIE: reward the cosine between the
+    # input gradient and the image's edge map (gfa_jax.gaie). DENOISE is a model (paper_cnn_denoise).
+    config.adversarial = ml_collections.ConfigDict()
+    config.adversarial.enabled = False
+    config.adversarial.attack = "pgd"
+    config.adversarial.eps = 2 * 8 / 255
+    config.adversarial.steps = 10
+    config.adversarial.mix_ratio = 0.5  # fraction of each batch replaced by adversarial inputs
+    config.gaie = ml_collections.ConfigDict()
+    config.gaie.weight = 0.0
+
+    # Layer-wise adversarial training (gfa_jax.layerwise): perturb chosen layers' outputs with
+    # eps * |W| ... * sign(dL/dy) from the previous batch's gradients.
+    config.layerwise = ml_collections.ConfigDict()
+    config.layerwise.enabled = False
+    config.layerwise.layers = ("all",)  # layer names or groups: all, conv, dense
+    config.layerwise.eps = 0.1  # fixed eps, or the std of N(0, eps) when eps_mode == "random"
+    config.layerwise.eps_mode = "random"  # random | fixed
+
     config.optimizer = ml_collections.ConfigDict()
     config.optimizer.name = "adam"  # adam | adamw | sgd
     config.optimizer.learning_rate = 1e-3

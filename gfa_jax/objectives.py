@@ -35,15 +35,35 @@ def no_carry(params, sample_x) -> dict:
 
 
 def make_objective(config: ml_collections.ConfigDict, model: nn.Module) -> Objective:
-    """The configured strategy's objective for ``model`` (the standard / FIRST / DEEP family)."""
+    """The configured strategy's objective for ``model``.
+
+    The task loss with GFA (``config.gfa``) on the batch; with ``config.adversarial.enabled`` on a
+    mix of clean and adversarial inputs; minus ``config.gaie.weight`` times the GAIE alignment; and
+    with ``config.layerwise.enabled`` under layer-wise output perturbations.
+    """
     gfa_term = functools.partial(
         gfa_loss, model=model, layer_names=model.layer_names, alpha=config.gfa.alpha,
         beta=tuple(float(b) for b in config.gfa.beta),
     )
 
     def loss(params, x, y, key, carry):
-        del key
+        if config.adversarial.enabled:
+            from gfa_jax import adversarial_training
+
+            x, y = adversarial_training.adversarial_inputs(
+                params, x, y, key, model=model, **config.adversarial.to_dict())
         value, metrics = gfa_term(params, x, y)
+        if config.gaie.weight:
+            from gfa_jax import gaie
+
+            alignment = gaie.gaie_alignment(params, x, y, model=model).mean()
+            value = value - config.gaie.weight * alignment
+            metrics = {**metrics, "gaie": alignment}
         return value, (metrics, carry)
 
-    return Objective(loss, no_carry)
+    objective = Objective(loss, no_carry)
+    if config.layerwise.enabled:
+        from gfa_jax import layerwise
+
+        objective = layerwise.make_layerwise_objective(config, model, objective)
+    return objective
