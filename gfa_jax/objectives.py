@@ -50,8 +50,8 @@ def make_objective(config: ml_collections.ConfigDict, model: nn.Module) -> Objec
         if config.adversarial.enabled:
             from gfa_jax import adversarial_training
 
-            x, y = adversarial_training.adversarial_inputs(
-                params, x, y, key, model=model, **config.adversarial.to_dict())
+            settings = {k: v for k, v in config.adversarial.items() if k != "enabled"}
+            x, y = adversarial_training.adversarial_inputs(params, x, y, key, model=model, **settings)
         value, metrics = gfa_term(params, x, y)
         if config.gaie.weight:
             from gfa_jax import gaie
