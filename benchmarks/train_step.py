@@ -1,6 +1,13 @@
-"""Time per train step: standard vs DEEP GFA, one seed vs several vmapped; prints JSON.
+"""Time per train step: standard vs DEEP GFA (and the baselines), one seed vs several vmapped; prints JSON.
 
     .venv/bin/python benchmarks/train_step.py --model paper_cnn --batch 256 --seeds 5 [--torch]
+    .venv/bin/python benchmarks/train_step.py --strategies standard,deep,adv,gaie,denoise
+    .venv/bin/python benchmarks/train_step.py --model paper_mlp --layerwise
+
+Strategies: standard, first, deep (GFA); adv (PGD adversarial training with the config defaults),
+gaie (the GAIE regulariser), denoise (the CNN with denoising blocks, standard loss; CNN only),
+layerwise (``--layerwise``: layer-wise adversarial training on every Dense / Conv output). Each
+is timed against standard: ``<strategy>_over_standard_1_seed`` in the ratios.
 
 Compile time and steady-state time are reported separately. Efficiency is XLA's own FLOP count of
 the compiled step over its steady time, against the measured float32 matmul peak of the device.
@@ -27,12 +34,31 @@ from gfa_jax import multiseed, train  # noqa: E402
 from gfa_jax.objectives import make_objective  # noqa: E402
 
 INPUT_SHAPES = {"paper_cnn": (32, 32, 3), "paper_mlp": (28, 28, 1)}
+STRATEGIES = gfa_config.STRATEGIES + ("adv", "gaie", "denoise", "layerwise")
+
+
+def strategy_config(model_name: str, strategy: str):
+    """The base config with ``strategy`` switched on for ``model_name``: GFA weights 0.1, GAIE 0.1."""
+    config = gfa_config.base_config()
+    config.model.name = model_name
+    config.gfa.beta = gfa_config.strategy_beta(strategy if strategy in gfa_config.STRATEGIES else "standard",
+                                               model_name, 0.1)
+    if strategy == "adv":
+        config.adversarial.enabled = True
+    elif strategy == "gaie":
+        config.gaie.weight = 0.1
+    elif strategy == "denoise":
+        if model_name != "paper_cnn":
+            raise ValueError("The denoise strategy needs --model paper_cnn (it swaps in paper_cnn_denoise).")
+        config.model.name = "paper_cnn_denoise"
+    elif strategy == "layerwise":  # every Dense / Conv output perturbed (gfa_jax.layerwise), plain MSE
+        config.layerwise.enabled = True
+    return config
 
 
 def jax_case(model_name: str, strategy: str, num_seeds: int, batch: int, steps: int) -> dict:
-    config = gfa_config.base_config()
-    config.model.name = model_name
-    config.gfa.beta = gfa_config.strategy_beta(strategy, model_name, 0.1)
+    config = strategy_config(model_name, strategy)
+    config.batch_size = batch  # the layer-wise carry holds one gradient per sample of a batch
     model = train.make_model(config, num_classes=10)
     tx = train.make_optimizer(config, total_steps=1000)
     num_examples = batch * 4
@@ -47,7 +73,7 @@ def jax_case(model_name: str, strategy: str, num_seeds: int, batch: int, steps: 
     keys = train.epoch_keys(multiseed.seed_keys(seeds, 2), 0)
     step = train.make_multiseed_step(objective, tx, batch)
     result = time_jitted(step, (states, images, labels, orders, keys, jnp.int32(1)), steps=steps, carry_first=True)
-    return {"impl": "jax", "model": model_name, "strategy": strategy, "seeds": num_seeds, "batch": batch, **result}
+    return {"impl": "jax", "model": config.model.name, "strategy": strategy, "seeds": num_seeds, "batch": batch, **result}
 
 
 def torch_deep_cnn_case(batch: int, steps: int, beta: float = 0.1) -> dict:
@@ -112,12 +138,21 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--strategies", default="standard,deep",
+                        help=f"comma-separated, from {', '.join(STRATEGIES)}; standard is always timed")
     parser.add_argument("--torch", action="store_true", help="also time the PyTorch DEEP step (CNN only)")
+    parser.add_argument("--layerwise", action="store_true", help="also time layer-wise adversarial training")
     args = parser.parse_args()
+    strategies = ["standard"] + [s for s in args.strategies.split(",") if s and s != "standard"]
+    if args.layerwise and "layerwise" not in strategies:
+        strategies.append("layerwise")
+    unknown = sorted(set(strategies) - set(STRATEGIES))
+    if unknown:
+        parser.error(f"unknown strategies {unknown}; choose from {', '.join(STRATEGIES)}")
 
     peak = matmul_peak_flops()
     cases = []
-    for strategy in ("standard", "deep"):
+    for strategy in strategies:
         for seeds in sorted({1, args.seeds}):
             cases.append(jax_case(args.model, strategy, seeds, args.batch, args.steps))
     if args.torch and args.model == "paper_cnn":
@@ -130,12 +165,14 @@ def main() -> None:
         if flops:
             case["efficiency_vs_matmul_peak"] = flops / case["steady_seconds_median"] / peak
     by_key = {(c["impl"], c["strategy"], c["seeds"]): c["steady_seconds_median"] for c in cases}
-    ratios = {
-        "deep_over_standard_1_seed": by_key[("jax", "deep", 1)] / by_key[("jax", "standard", 1)],
-        "deep_flops_over_standard_flops": (flops_by_key[("deep", 1)] or np.nan) / (flops_by_key[("standard", 1)] or np.nan),
-        f"{args.seeds}_seeds_vmapped_over_1_seed_deep": by_key[("jax", "deep", args.seeds)] / by_key[("jax", "deep", 1)],
-    }
-    if ("torch", "deep", 1) in by_key:
+    ratios = {}
+    for strategy in strategies[1:]:
+        ratios[f"{strategy}_over_standard_1_seed"] = by_key[("jax", strategy, 1)] / by_key[("jax", "standard", 1)]
+        ratios[f"{strategy}_flops_over_standard_flops"] = (
+            (flops_by_key[(strategy, 1)] or np.nan) / (flops_by_key[("standard", 1)] or np.nan))
+    if "deep" in strategies:
+        ratios[f"{args.seeds}_seeds_vmapped_over_1_seed_deep"] = by_key[("jax", "deep", args.seeds)] / by_key[("jax", "deep", 1)]
+    if ("torch", "deep", 1) in by_key and "deep" in strategies:
         ratios["torch_over_jax_deep_1_seed"] = by_key[("torch", "deep", 1)] / by_key[("jax", "deep", 1)]
     print(json.dumps({"benchmark": "train_step", "machine": machine_info(), "matmul_peak_flops": peak,
                       "cases": cases, "ratios": ratios}, indent=2))

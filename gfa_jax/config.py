@@ -59,9 +59,12 @@ def base_config() -> ml_collections.ConfigDict:
     # eps * |W| ... * sign(dL/dy) from the previous batch's gradients.
     config.layerwise = ml_collections.ConfigDict()
     config.layerwise.enabled = False
-    config.layerwise.layers = ("all",)  # layer names or groups: all, conv, dense
+    config.layerwise.layers = ("all",)  # layer names / paths or groups all, conv, dense; "!name" excludes
     config.layerwise.eps = 0.1  # fixed eps, or the std of N(0, eps) when eps_mode == "random"
     config.layerwise.eps_mode = "random"  # random | fixed
+    config.layerwise.form = "paper"  # paper: eps*sign(g)*(|W| 1) per unit (eqs. 7, 9) | input_fgsm: W eps*sign(W^T g)
+    # All-w: also train on inputs from config.adversarial's attack (keep adversarial.enabled False).
+    config.layerwise.input_adversarial = False
 
     config.optimizer = ml_collections.ConfigDict()
     config.optimizer.name = "adam"  # adam | adamw | sgd

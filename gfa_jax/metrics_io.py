@@ -123,6 +123,8 @@ def summarize(records: Sequence[dict], config, seeds, layer_names, dataset) -> d
             continue
         summary[f"{split}_accuracy"] = mean_std([r["accuracy"] for r in rows])
         summary[f"{split}_gfa"] = {name: mean_std([r[f"gfa/{name}/mean"] for r in rows]) for name in layer_names}
+        if "gaie/mean" in rows[0]:  # runs with the GAIE regulariser (gfa_jax.gaie)
+            summary[f"{split}_gaie"] = mean_std([r["gaie/mean"] for r in rows])
     return summary
 
 

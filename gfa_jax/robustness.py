@@ -183,6 +183,24 @@ def attack_names(value) -> tuple[str, ...]:
     return tuple(name.strip().lower() for name in joined.split(",") if name.strip())
 
 
+def check_settings(outdir: pathlib.Path, robustness: ml_collections.ConfigDict, workdirs: Sequence[str]) -> None:
+    """Record the settings of an evaluation in ``outdir``, or refuse to resume one made with others
+    (its rows would mix samples, budgets or eps grids)."""
+    settings = {"robustness": json.loads(robustness.to_json_best_effort(sort_keys=True)), "workdirs": list(workdirs)}
+    path = outdir / "settings.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved != settings:
+            changed = sorted(k for k in set(saved["robustness"]) | set(settings["robustness"])
+                             if saved["robustness"].get(k) != settings["robustness"].get(k))
+            if saved["workdirs"] != settings["workdirs"]:
+                changed.append("workdirs")
+            raise ValueError(f"{outdir} holds an evaluation with other settings (differs in: {', '.join(changed)}). "
+                             "Resume it with the same settings, or pass a new --outdir.")
+    else:
+        metrics_io.write_json(path, settings)
+
+
 def load_results(path: pathlib.Path) -> list[dict]:
     if not path.exists():
         return []
@@ -222,6 +240,7 @@ def evaluate_runs(workdirs: Sequence[str], outdir: str, robustness: ml_collectio
 
     out = pathlib.Path(outdir)
     results_path = out / "results.jsonl"
+    check_settings(out, robustness, [str(run.workdir) for run in runs])
     rows = load_results(results_path)
     done = {(r["workdir"], r["attack"]) for r in rows}
     attack_kwargs = json.loads(robustness.attack_kwargs)

@@ -4,6 +4,8 @@
 - ``table.md``: the layout of Tables 2 and 6 of DeepDefense: one row per attack, per strategy the
   perturbation intensity (MSE, "Intensive") and the accuracy under attack, mean +/- std over seeds,
   at the configured table eps (minimum-norm attacks: intensity of the successful perturbations).
+- ``table_worst_case.md``: the layout of Tables II-IX of the layer-wise paper: one row per run,
+  clean and per-attack top-1 accuracy and the worst case over attacks, mean +/- std over seeds.
 - ``figures/accuracy_vs_eps.png``: accuracy against eps per attack (Figures 4, 6, 10).
 - ``figures/minimum_norm_intensity.png``: perturbation intensity per minimum-norm attack (Figure 11).
 """
@@ -75,6 +77,34 @@ def markdown_table(rows: Sequence[dict], robustness, run_labels: Sequence[str]) 
         accuracy[best] = f"**{accuracy[best]}**"
         eps_cell = "min-norm" if eps is None else f"{eps:g}"
         lines.append("| " + " | ".join([attack, eps_cell] + intensity + accuracy) + " |")
+    return "\n".join(lines)
+
+
+def worst_case_table(rows: Sequence[dict], robustness, run_labels: Sequence[str]) -> str:
+    """Tables II-IX layout of the layer-wise paper: runs as rows; top-1 accuracy (%) on clean inputs
+    (a bounded attack at eps 0, when the grid has it), under each attack at its table eps
+    (minimum-norm attacks: 1 - success rate), and the worst case, ``min`` over the attacks per seed;
+    each cell mean +/- std over seeds."""
+    selected = rows_at_table_eps(rows, robustness)
+    attacks = list(dict.fromkeys(r["attack"] for r in selected))
+    per_seed = defaultdict(dict)  # (run, seed) -> {column: accuracy}
+    for row in selected:
+        per_seed[(row["run"], row["seed"])][row["attack"]] = row["accuracy"]
+    for row in rows:
+        if row["eps"] == 0.0:
+            per_seed[(row["run"], row["seed"])].setdefault("Clean", row["accuracy"])
+    clean = ["Clean"] if any("Clean" in cells for cells in per_seed.values()) else []
+    header = ["Run"] + clean + attacks + ["Worst case"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label in run_labels:
+        seeds = [cells for (run, _), cells in sorted(per_seed.items(), key=lambda item: str(item[0])) if run == label]
+        for cells in seeds:
+            cells["Worst case"] = min(cells[a] for a in attacks if a in cells)
+        row_cells = []
+        for column in header[1:]:
+            values = [100 * cells[column] for cells in seeds if column in cells]
+            row_cells.append("-" if not values else "{:.2f} ± {:.2f}".format(*_mean_std(values)))
+        lines.append("| " + " | ".join([label] + row_cells) + " |")
     return "\n".join(lines)
 
 
@@ -157,5 +187,6 @@ def write_report(rows: Sequence[dict], outdir: pathlib.Path, robustness, run_lab
     outdir = pathlib.Path(outdir)
     write_csv(rows, outdir / "results.csv")
     metrics_io.write_text_atomic(outdir / "table.md", markdown_table(rows, robustness, run_labels) + "\n")
+    metrics_io.write_text_atomic(outdir / "table_worst_case.md", worst_case_table(rows, robustness, run_labels) + "\n")
     plot_accuracy_vs_eps(rows, run_labels, outdir / "figures" / "accuracy_vs_eps.png")
     plot_minimum_norm_intensity(rows, run_labels, outdir / "figures" / "minimum_norm_intensity.png")

@@ -126,8 +126,10 @@ def epoch_orders(data_keys: Array, epoch: int, num_examples: int) -> Array:
 # ----------------------------------------------------------------------------- evaluation
 
 
-def eval_batch_stats(params, x: Array, labels: Array, weight: Array, *, model: nn.Module) -> dict[str, Array]:
-    """Weighted sums over a batch of correctness, MSE and every layer's GFA (and GFA squared)."""
+def eval_batch_stats(params, x: Array, labels: Array, weight: Array, *, model: nn.Module,
+                     gaie: bool = False) -> dict[str, Array]:
+    """Weighted sums over a batch of correctness, MSE and every layer's GFA (and GFA squared); with
+    ``gaie``, also of the GAIE alignment (:func:`gfa_jax.gaie.gaie_alignment`) and its square."""
     per_sample, logits, gfa = layer_gfa(model, params, x, labels, model.layer_names)
     stats = {
         "count": weight.sum(),
@@ -137,16 +139,29 @@ def eval_batch_stats(params, x: Array, labels: Array, weight: Array, *, model: n
     for name, values in gfa.items():
         stats[f"gfa/{name}"] = jnp.sum(weight * values)
         stats[f"gfa_sq/{name}"] = jnp.sum(weight * values**2)
+    if gaie:
+        from gfa_jax.gaie import gaie_alignment
+
+        values = gaie_alignment(params, x, labels, model=model)
+        stats["gaie"] = jnp.sum(weight * values)
+        stats["gaie_sq"] = jnp.sum(weight * values**2)
     return stats
 
 
-def make_evaluator(model: nn.Module, batch_size: int):
+def _mean_and_std(total, total_of_squares, count):
+    """Per-sample mean and std from weighted sums of values and of their squares."""
+    mean = total / count
+    return mean, np.sqrt(np.maximum(total_of_squares / count - mean**2, 0.0))
+
+
+def make_evaluator(model: nn.Module, batch_size: int, *, gaie: bool = False):
     """``evaluate(stacked_params, images_u8, labels) -> {metric: [S]}`` over a whole split.
 
-    Returns per seed: accuracy, mse, and for every layer the mean and per-sample std of GFA.
+    Returns per seed: accuracy, mse, and for every layer the mean and per-sample std of GFA (with
+    ``gaie``, those of GAIE too, as ``gaie/mean`` and ``gaie/std``).
     """
     stats_fn = jax.jit(
-        jax.vmap(functools.partial(eval_batch_stats, model=model), in_axes=(0, None, None, None))
+        jax.vmap(functools.partial(eval_batch_stats, model=model, gaie=gaie), in_axes=(0, None, None, None))
     )
 
     def evaluate(params, images: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
@@ -166,10 +181,10 @@ def make_evaluator(model: nn.Module, batch_size: int):
         count = totals["count"]
         result = {"accuracy": totals["correct"] / count, "mse": totals["mse"] / count}
         for name in model.layer_names:
-            mean = totals[f"gfa/{name}"] / count
-            variance = np.maximum(totals[f"gfa_sq/{name}"] / count - mean**2, 0.0)
-            result[f"gfa/{name}/mean"] = mean
-            result[f"gfa/{name}/std"] = np.sqrt(variance)
+            result[f"gfa/{name}/mean"], result[f"gfa/{name}/std"] = _mean_and_std(
+                totals[f"gfa/{name}"], totals[f"gfa_sq/{name}"], count)
+        if gaie:
+            result["gaie/mean"], result["gaie/std"] = _mean_and_std(totals["gaie"], totals["gaie_sq"], count)
         return result
 
     return evaluate
@@ -236,7 +251,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, epoch
     data_keys = multiseed.seed_keys(seeds, purpose=1)
     step_keys = multiseed.seed_keys(seeds, purpose=2)
     step_fn = make_multiseed_step(objective, tx, config.batch_size)
-    evaluate = make_evaluator(model, config.eval.batch_size)
+    evaluate = make_evaluator(model, config.eval.batch_size, gaie=bool(config.gaie.weight))
     train_eval_index = np.random.default_rng(0).permutation(num_train)[: config.eval.train_samples or num_train]
 
     progress = metrics_io.progress_bar(total=steps_per_epoch * config.num_epochs,

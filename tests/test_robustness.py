@@ -96,3 +96,11 @@ def test_interrupted_evaluation_resumes(two_runs, tmp_path, monkeypatch):
     assert ("standard", "fgsm") not in calls  # finished before the interruption: not redone
     assert len(calls) == 3
     assert len(rows) == 2 * 2 * 2 * 3
+
+
+def test_resuming_with_other_settings_is_refused(two_runs, tmp_path):
+    settings = _settings(attacks=("fgsm",))
+    robustness.evaluate_runs(two_runs, str(tmp_path), settings)
+    settings.num_samples = 5
+    with pytest.raises(ValueError, match="other settings.*num_samples"):
+        robustness.evaluate_runs(two_runs, str(tmp_path), settings)

@@ -29,14 +29,20 @@ class PaperCNN(nn.Module):
         n_conv, n_hidden = len(self.conv_features), len(self.hidden_features)
         return tuple(f"conv{i + 1}" for i in range(n_conv)) + tuple(f"fc{i + 1}" for i in range(n_hidden + 1))
 
+    def conv_output(self, h: jax.Array, index: int) -> jax.Array:
+        """What follows conv layer ``index``'s activation, before pooling: nothing here; a hook for
+        variants that add blocks there (:class:`gfa_jax.models.denoise.PaperCNNDenoise`)."""
+        del index
+        return h
+
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         act = getattr(nn, self.activation)
         names = iter(self.layer_names)
-        for features in self.conv_features:
+        for index, features in enumerate(self.conv_features):
             name = next(names)
             x = capture_layer_input(self, name, x)
-            x = max_pool_2x2(act(nn.Conv(features, (3, 3), padding="SAME", name=name)(x)))
+            x = max_pool_2x2(self.conv_output(act(nn.Conv(features, (3, 3), padding="SAME", name=name)(x)), index))
         x = x.reshape(x.shape[0], -1)
         for features in self.hidden_features:
             name = next(names)
