@@ -23,6 +23,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.name = "run"
     config.strategy = "standard"
     config.seeds = (0, 1, 2, 3, 4)
+    config.seeds_per_vmap = 0  # seeds advanced by one vmap; 0: all (a CNN on one CPU: one at a time)
     config.num_epochs = 10
     config.batch_size = 128
     config.log_every_steps = 50

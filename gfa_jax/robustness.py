@@ -140,20 +140,26 @@ def evaluate_attack(run: TrainedRun, spec: attacks.AttackSpec, images, labels, k
     mesh = multiseed.seed_mesh(len(run.seeds))
     params = multiseed.shard_seeds(run.params, mesh)
     bounded = spec.kind == "bounded"
+    chunk = multiseed.seeds_per_vmap(0, mesh, multiseed.unstack(run.params, 0))
     if bounded:
         eps_grid = jnp.asarray(eps_grid_for(spec, robustness), jnp.float32)
         batch_fn = functools.partial(bounded_attack_batch, model=run.model, spec=spec, kwargs=kwargs)
-        per_seed = jax.jit(jax.vmap(batch_fn, in_axes=(0, None, None, None, None)))
     else:
+        eps_grid = None
         batch_fn = functools.partial(minimum_norm_attack_batch, model=run.model, spec=spec, kwargs=kwargs)
-        per_seed = jax.jit(jax.vmap(batch_fn, in_axes=(0, None, None, None)))
+
+    @jax.jit
+    def per_seed(params, x, y, key, eps_grid):
+        extra = (eps_grid,) if bounded else ()
+        return multiseed.map_seeds(lambda p: batch_fn(p, x, y, key, *extra), (params,), chunk)
+
     totals = None
     batch_size = robustness.batch_size
     for start in range(0, len(labels), batch_size):
         x = data.to_model_range(jnp.asarray(images[start:start + batch_size]))
         y = jnp.asarray(labels[start:start + batch_size])
         batch_key = jax.random.fold_in(key, start)
-        sums = per_seed(params, x, y, batch_key, eps_grid) if bounded else per_seed(params, x, y, batch_key)
+        sums = per_seed(params, x, y, batch_key, eps_grid)
         totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
         progress.update(len(y))
     totals = jax.device_get(totals)

@@ -105,11 +105,21 @@ def train_step(
     return new_state, {"loss": loss, **aux}
 
 
-def make_multiseed_step(objective: Objective, tx: optax.GradientTransformation, batch_size: int):
-    """All seeds' ``train_step`` as one jitted program: ``(states, images, labels, orders, keys, i)``."""
+def make_multiseed_step(objective: Objective, tx: optax.GradientTransformation, batch_size: int,
+                        seed_chunk: int | None = None):
+    """All seeds' ``train_step`` as one jitted program: ``(states, images, labels, orders, keys, i)``.
+
+    ``seed_chunk``: see :func:`multiseed.map_seeds` (None: one vmap over all seeds).
+    """
     step = functools.partial(train_step, objective=objective, tx=tx, batch_size=batch_size)
-    vmapped = jax.vmap(step, in_axes=(0, None, None, 0, 0, None))
-    return jax.jit(vmapped, donate_argnums=(0,))
+
+    def all_seeds(states, images, labels, orders, keys, step_in_epoch):
+        def one_seed(state, order, key):
+            return step(state, images, labels, order, key, step_in_epoch)
+
+        return multiseed.map_seeds(one_seed, (states, orders, keys), seed_chunk)
+
+    return jax.jit(all_seeds, donate_argnums=(0,))
 
 
 def epoch_keys(keys: Array, epoch: int) -> Array:
@@ -250,7 +260,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, epoch
     labels = jax.device_put(dataset.train_labels, multiseed.replicated(mesh))
     data_keys = multiseed.seed_keys(seeds, purpose=1)
     step_keys = multiseed.seed_keys(seeds, purpose=2)
-    step_fn = make_multiseed_step(objective, tx, config.batch_size)
+    seed_chunk = multiseed.seeds_per_vmap(config.seeds_per_vmap, mesh, multiseed.unstack(states.params, 0))
+    step_fn = make_multiseed_step(objective, tx, config.batch_size, seed_chunk)
     evaluate = make_evaluator(model, config.eval.batch_size, gaie=bool(config.gaie.weight))
     train_eval_index = np.random.default_rng(0).permutation(num_train)[: config.eval.train_samples or num_train]
 
