@@ -232,7 +232,8 @@ def run_with_restarts(
     targeted_success: bool = False,
     fooled_init: Array | None = None,
 ):
-    """``n_runs`` APGD runs (a ``lax.fori_loop``); run ``r`` ascends ``make_loss(r)`` (``r`` traced).
+    """Up to ``n_runs`` APGD runs (a ``lax.while_loop`` that ends early once every sample is fooled);
+    run ``r`` ascends ``make_loss(r)`` (``r`` traced).
 
     A run's misclassified point replaces a sample's result only if that sample was not fooled by an
     earlier run (first success kept). Returns ``(x_adv, fooled)`` where ``x_adv`` is the first
@@ -240,8 +241,8 @@ def run_with_restarts(
     """
     fooled0 = jnp.zeros(x.shape[0], bool) if fooled_init is None else fooled_init
 
-    def body(r, carry):
-        x_adv, fooled, x_maxloss, loss_max = carry
+    def body(carry):
+        r, x_adv, fooled, x_maxloss, loss_max = carry
         loss_fn = make_loss(r)
         x_best, run_fooled, loss_best, x_best_adv = apgd_single_run(
             loss_fn, logits_fn, x, y, jax.random.fold_in(key, r), eps=eps, bounds=bounds, norm=norm,
@@ -252,10 +253,16 @@ def run_with_restarts(
         better = loss_best > loss_max
         x_maxloss = jnp.where(_expand(better, x), x_best, x_maxloss)
         loss_max = jnp.where(better, loss_best, loss_max)
-        return x_adv, fooled | run_fooled, x_maxloss, loss_max
+        return r + 1, x_adv, fooled | run_fooled, x_maxloss, loss_max
 
-    init = (x, fooled0, x, jnp.full((x.shape[0],), -jnp.inf, x.dtype))
-    x_adv, fooled, x_maxloss, _ = jax.lax.fori_loop(0, n_runs, body, init)
+    def runs_left(carry):
+        # Stop once every sample is fooled: later runs could not change the result (the reference
+        # likewise attacks only the points still robust).
+        r, _, fooled, _, _ = carry
+        return (r < n_runs) & ~jnp.all(fooled)
+
+    init = (jnp.asarray(0), x, fooled0, x, jnp.full((x.shape[0],), -jnp.inf, x.dtype))
+    _, x_adv, fooled, x_maxloss, _ = jax.lax.while_loop(runs_left, body, init)
     return jnp.where(_expand(fooled, x), x_adv, x_maxloss), fooled
 
 
