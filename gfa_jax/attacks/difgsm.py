@@ -77,7 +77,7 @@ def difgsm(
     bounds: Bounds = DEFAULT_BOUNDS,
     loss: str = "ce",
     targeted: bool = False,
-    unroll: bool | int = DEFAULT_UNROLL,
+    unroll: bool | int | None = DEFAULT_UNROLL,
 ) -> Array:
     """Diverse-Inputs iterative FGSM (Xie et al. 2019), with optional momentum (M-DI2-FGSM).
     Distance measure: L-inf.
@@ -101,7 +101,7 @@ def difgsm(
       diversity_prob: probability of transforming a sample, traceable (default 0.5).
       random_start: static, start uniformly in the eps ball (default False).
       bounds: the input box. loss: 'ce', 'mse', 'margin' or 'dlr'. targeted: descend instead.
-      unroll: static ``lax.fori_loop`` unroll (default 1: rolled; ``True``: fully unrolled).
+      unroll: static ``lax.fori_loop`` unroll (default None: fully unrolled on CPU, rolled elsewhere).
 
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.

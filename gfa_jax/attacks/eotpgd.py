@@ -51,7 +51,7 @@ def eotpgd(
     bounds: Bounds = DEFAULT_BOUNDS,
     loss: str = "ce",
     targeted: bool = False,
-    unroll: bool | int = DEFAULT_UNROLL,
+    unroll: bool | int | None = DEFAULT_UNROLL,
 ) -> Array:
     """PGD with Expectation over Transformation (Athalye et al. 2018; torchattacks' EOTPGD).
     Distance measure: L-inf.
@@ -74,7 +74,7 @@ def eotpgd(
       random_start: static, start uniformly in the eps ball (default True).
       stochastic: static, whether ``logits_fn`` takes ``(x, key)`` (default False).
       bounds: the input box. loss: 'ce', 'mse', 'margin' or 'dlr'. targeted: descend instead.
-      unroll: static ``lax.fori_loop`` unroll for the steps and EOT samples (default 1: rolled).
+      unroll: static ``lax.fori_loop`` unroll for the steps and EOT samples (default None: fully unrolled on CPU, rolled elsewhere).
 
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.

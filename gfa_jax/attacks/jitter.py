@@ -59,7 +59,7 @@ def jitter(
     bounds: Bounds = DEFAULT_BOUNDS,
     loss: str = "mse",
     targeted: bool = False,
-    unroll: bool | int = DEFAULT_UNROLL,
+    unroll: bool | int | None = DEFAULT_UNROLL,
 ) -> Array:
     """Jitter attack (Schwinn et al. 2021), as torchattacks' ``Jitter``. Distance measure: L-inf.
 
@@ -80,7 +80,7 @@ def jitter(
       loss: applied to the jittered softmax; default 'mse' is torchattacks' MSE to the one-hot label.
       targeted: descend instead. A sample counts as fooling the model when it is classified as its
         target (torchattacks, which knows the true labels, uses "not the true label" there).
-      unroll: static ``lax.fori_loop`` unroll (default 1: rolled; ``True``: fully unrolled).
+      unroll: static ``lax.fori_loop`` unroll (default None: fully unrolled on CPU, rolled elsewhere).
 
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.

@@ -20,7 +20,7 @@ def nifgsm(
     bounds: Bounds = DEFAULT_BOUNDS,
     loss: str = "ce",
     targeted: bool = False,
-    unroll: bool | int = DEFAULT_UNROLL,
+    unroll: bool | int | None = DEFAULT_UNROLL,
 ) -> Array:
     """Nesterov Iterative FGSM (Lin et al. 2020). Distance measure: L-inf.
 
@@ -39,7 +39,7 @@ def nifgsm(
       steps: number of iterations, static (default 5, as torchattacks).
       decay: momentum factor, traceable (default 1.0).
       bounds: the input box. loss: 'ce', 'mse', 'margin' or 'dlr'. targeted: descend instead.
-      unroll: static ``lax.fori_loop`` unroll (default 1: rolled; ``True``: fully unrolled).
+      unroll: static ``lax.fori_loop`` unroll (default None: fully unrolled on CPU, rolled elsewhere).
 
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.

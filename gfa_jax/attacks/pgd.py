@@ -27,7 +27,7 @@ def pgd(
     bounds: Bounds = DEFAULT_BOUNDS,
     loss: str = "ce",
     targeted: bool = False,
-    unroll: bool | int = DEFAULT_UNROLL,
+    unroll: bool | int | None = DEFAULT_UNROLL,
 ) -> Array:
     """Projected Gradient Descent with a random start (Madry et al. 2018). Distance measure: L-inf.
 
@@ -43,7 +43,7 @@ def pgd(
       steps: number of iterations, static (default 10).
       random_start: static, start uniformly in the eps ball (default True).
       bounds: the input box. loss: 'ce', 'mse', 'margin' or 'dlr'. targeted: descend instead.
-      unroll: static ``lax.fori_loop`` unroll (default 1: rolled; ``True``: fully unrolled).
+      unroll: static ``lax.fori_loop`` unroll (default None: fully unrolled on CPU, rolled elsewhere).
 
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.

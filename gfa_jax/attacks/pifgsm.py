@@ -19,7 +19,7 @@ def pifgsm(
     bounds: Bounds = DEFAULT_BOUNDS,
     loss: str = "ce",
     targeted: bool = False,
-    unroll: bool | int = DEFAULT_UNROLL,
+    unroll: bool | int | None = DEFAULT_UNROLL,
 ) -> Array:
     """Patch-wise iterative FGSM (Gao et al. 2020a), as torchattacks' ``PIFGSM``. Distance: L-inf.
 
@@ -39,7 +39,7 @@ def pifgsm(
       steps: number of iterations, static (default 10).
       amplification: step-size amplification factor beta, traceable (default 10).
       bounds: the input box. loss: 'ce', 'mse', 'margin' or 'dlr'.
-      unroll: static ``lax.fori_loop`` unroll (default 1: rolled; ``True``: fully unrolled).
+      unroll: static ``lax.fori_loop`` unroll (default None: fully unrolled on CPU, rolled elsewhere).
 
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.

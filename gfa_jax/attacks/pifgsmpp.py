@@ -30,7 +30,7 @@ def pifgsmpp(
     bounds: Bounds = DEFAULT_BOUNDS,
     loss: str = "ce",
     targeted: bool = False,
-    unroll: bool | int = DEFAULT_UNROLL,
+    unroll: bool | int | None = DEFAULT_UNROLL,
 ) -> Array:
     """Patch-wise++ iterative FGSM (Gao et al. 2020b), as torchattacks' ``PIFGSMPP``. Distance: L-inf.
 
@@ -51,7 +51,7 @@ def pifgsmpp(
       amplification: step-size amplification factor beta, traceable (default 10).
       project_factor: weight of the projection term, traceable (default 0.8).
       bounds: the input box. loss: 'ce', 'mse', 'margin' or 'dlr'. targeted: descend instead.
-      unroll: static ``lax.fori_loop`` unroll (default 1: rolled; ``True``: fully unrolled).
+      unroll: static ``lax.fori_loop`` unroll (default None: fully unrolled on CPU, rolled elsewhere).
 
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.
