@@ -66,7 +66,12 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import compiled_flops, machine_info, matmul_peak_flops, time_jitted  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    compiled_flops,
+    machine_info,
+    matmul_peak_flops,
+    time_jitted,
+)
 from gfa_jax.attacks import MinNormResult, get_attack  # noqa: E402
 from gfa_jax.models import PaperCNN, PaperMLP  # noqa: E402
 

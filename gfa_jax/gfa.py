@@ -23,22 +23,19 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gfa_jax.models.layers import LAYER_INPUT_GRADS, LAYER_INPUTS, by_layer_name, capture_key
+from gfa_jax.losses import mse_onehot  # noqa: F401  (re-exported: part of the GFA API)
+from gfa_jax.models.layers import (
+    LAYER_INPUT_GRADS,
+    LAYER_INPUTS,
+    by_layer_name,
+    capture_key,
+)
 
 Array = jax.Array
 
 # Below this squared norm a vector counts as zero: its cosine is 0 and its gradient 0. Large enough
 # that rsqrt's gradient (~ x**-1.5) stays finite in float32 just above it.
 _TINY_SQUARED_NORM = 1e-20
-
-
-def mse_onehot(logits: Array, labels: Array) -> Array:
-    """Per-sample MSE between logits and one-hot labels, averaged over classes: ``[B, K] -> [B]``.
-
-    The papers' task loss; its batch mean equals PyTorch's ``MSELoss()(logits, onehot)``.
-    """
-    onehot = jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
-    return jnp.mean(jnp.square(logits - onehot), axis=-1)
 
 
 def cosine_similarity(a: Array, b: Array) -> Array:

@@ -5,14 +5,32 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from tiny_models import (
+    IMAGE_SHAPE,
+    NUM_CLASSES,
+    linear_logits_fn,
+    mlp_apply,
+    random_linear_model,
+    trained_mlp,
+)
 
 from gfa_jax.attacks import base
-from gfa_jax.attacks.apgd import _schedule_arrays, apgd, apgd_single_run, checkpoint_schedule
+from gfa_jax.attacks.apgd import (
+    _schedule_arrays,
+    apgd,
+    apgd_single_run,
+    checkpoint_schedule,
+)
 from gfa_jax.attacks.apgd_t import apgd_targeted
-from gfa_jax.attacks.autoattack import CLEAN_MISCLASSIFIED, ROBUST, attack_list, autoattack_report, run_member
+from gfa_jax.attacks.autoattack import (
+    CLEAN_MISCLASSIFIED,
+    ROBUST,
+    attack_list,
+    autoattack_report,
+    run_member,
+)
 from gfa_jax.attacks.fab import fab_bounded, fab_minimum_norm
 from gfa_jax.attacks.square import square_single_run
-from tiny_models import IMAGE_SHAPE, NUM_CLASSES, linear_logits_fn, mlp_apply, random_linear_model, trained_mlp
 
 BOUNDS = (-1.0, 1.0)
 N = 64

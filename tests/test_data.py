@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from fake_data import write_idx
 from PIL import Image
 
 from gfa_jax import data
-from fake_data import write_idx
 
 SHARED_DATA = os.environ.get("GFA_JAX_SHARED_DATA")
 

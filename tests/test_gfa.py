@@ -2,8 +2,8 @@
 import functools
 
 import chex
-import jax.flatten_util
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import pytest

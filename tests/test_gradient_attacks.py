@@ -7,7 +7,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from tiny_models import BOUNDS, NUM_CLASSES, linear_logits_fn, mlp_apply, random_linear_model, synthetic_data, trained_mlp
+from tiny_models import (
+    BOUNDS,
+    NUM_CLASSES,
+    linear_logits_fn,
+    mlp_apply,
+    random_linear_model,
+    synthetic_data,
+    trained_mlp,
+)
 
 from gfa_jax import attacks
 from gfa_jax.attacks.base import per_sample_norm

@@ -4,9 +4,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from tiny_models import (
+    BOUNDS,
+    linear_logits_fn,
+    mlp_apply,
+    random_linear_model,
+    trained_mlp,
+)
 
 from gfa_jax import attacks
-from tiny_models import BOUNDS, linear_logits_fn, mlp_apply, random_linear_model, trained_mlp
 
 OVERSHOOT = 0.02
 STEP_EPS = 1e-4  # DeepFool's per-step "pert + 1e-4"

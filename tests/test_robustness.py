@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 import pytest
+from test_train import tiny_config
 
 from gfa_jax import robustness, train
-from test_train import tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,14 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from gfa_jax.attacks.apgd import RHO, _project, run_with_restarts
-from gfa_jax.attacks.base import DEFAULT_BOUNDS, Array, Bounds, LogitsFn, dlr_targeted, register
+from gfa_jax.attacks.base import (
+    DEFAULT_BOUNDS,
+    Array,
+    Bounds,
+    LogitsFn,
+    dlr_targeted,
+    register,
+)
 
 
 def apgd_targeted(

@@ -27,7 +27,16 @@ import jax.numpy as jnp
 
 from gfa_jax.attacks.apgd import apgd
 from gfa_jax.attacks.apgd_t import apgd_targeted
-from gfa_jax.attacks.base import DEFAULT_BOUNDS, Array, Bounds, LogitsFn, _expand, project_l2, project_linf, register
+from gfa_jax.attacks.base import (
+    DEFAULT_BOUNDS,
+    Array,
+    Bounds,
+    LogitsFn,
+    _expand,
+    project_l2,
+    project_linf,
+    register,
+)
 from gfa_jax.attacks.fab import fab_bounded
 from gfa_jax.attacks.square import square_attack
 

@@ -23,6 +23,8 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from gfa_jax.losses import mse_onehot
+
 Array = jax.Array
 LogitsFn = Callable[[Array], Array]
 Bounds = tuple[float, float]
@@ -52,12 +54,6 @@ def cross_entropy(logits: Array, y: Array) -> Array:
     """Softmax cross-entropy per sample."""
     log_probs = jax.nn.log_softmax(logits, axis=-1)
     return -jnp.take_along_axis(log_probs, y[:, None], axis=-1)[:, 0]
-
-
-def mse_onehot(logits: Array, y: Array) -> Array:
-    """The papers' training loss per sample: mean over classes of (logits - onehot(y))^2."""
-    onehot = jax.nn.one_hot(y, logits.shape[-1], dtype=logits.dtype)
-    return jnp.mean(jnp.square(logits - onehot), axis=-1)
 
 
 def margin(logits: Array, y: Array) -> Array:

@@ -2,7 +2,13 @@
 ICLR 2017 workshop [https://arxiv.org/abs/1607.02533]."""
 from __future__ import annotations
 
-from gfa_jax.attacks._iterative import DEFAULT_UNROLL, RANGE_WIDTH, linf_sign_ascent, objective_gradient, step_size
+from gfa_jax.attacks._iterative import (
+    DEFAULT_UNROLL,
+    RANGE_WIDTH,
+    linf_sign_ascent,
+    objective_gradient,
+    step_size,
+)
 from gfa_jax.attacks.base import DEFAULT_BOUNDS, Array, Bounds, LogitsFn, register
 
 

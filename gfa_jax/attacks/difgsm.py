@@ -6,12 +6,12 @@ import jax
 import jax.numpy as jnp
 
 from gfa_jax.attacks._iterative import (
-    step_size,
     DEFAULT_UNROLL,
     RANGE_WIDTH,
     linf_sign_ascent,
     linf_start,
     require_images,
+    step_size,
 )
 from gfa_jax.attacks.base import (
     DEFAULT_BOUNDS,

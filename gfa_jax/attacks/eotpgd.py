@@ -8,15 +8,22 @@ import jax
 import jax.numpy as jnp
 
 from gfa_jax.attacks._iterative import (
-    step_size,
     DEFAULT_UNROLL,
     RANGE_WIDTH,
     linf_sign_ascent,
     linf_start,
     objective_gradient,
     run_loop,
+    step_size,
 )
-from gfa_jax.attacks.base import DEFAULT_BOUNDS, Array, Bounds, attack_objective, input_gradient, register
+from gfa_jax.attacks.base import (
+    DEFAULT_BOUNDS,
+    Array,
+    Bounds,
+    attack_objective,
+    input_gradient,
+    register,
+)
 
 
 def _expected_gradient(logits_fn, y: Array, loss: str, targeted: bool, eot_iter: int, unroll):

@@ -2,7 +2,13 @@
 [https://arxiv.org/abs/2001.03994]."""
 from __future__ import annotations
 
-from gfa_jax.attacks._iterative import RANGE_WIDTH, linf_sign_step, objective_gradient, step_size, uniform_linf_start
+from gfa_jax.attacks._iterative import (
+    RANGE_WIDTH,
+    linf_sign_step,
+    objective_gradient,
+    step_size,
+    uniform_linf_start,
+)
 from gfa_jax.attacks.base import DEFAULT_BOUNDS, Array, Bounds, LogitsFn, register
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from gfa_jax.attacks._iterative import DEFAULT_UNROLL, RANGE_WIDTH, linf_sign_ascent, linf_start, step_size
+from gfa_jax.attacks._iterative import (
+    DEFAULT_UNROLL,
+    RANGE_WIDTH,
+    linf_sign_ascent,
+    linf_start,
+    step_size,
+)
 from gfa_jax.attacks.base import (
     DEFAULT_BOUNDS,
     Array,

@@ -28,7 +28,15 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from gfa_jax.attacks.base import DEFAULT_BOUNDS, Array, Bounds, LogitsFn, MinNormResult, _expand, register
+from gfa_jax.attacks.base import (
+    DEFAULT_BOUNDS,
+    Array,
+    Bounds,
+    LogitsFn,
+    MinNormResult,
+    _expand,
+    register,
+)
 
 
 @register("jsma", norm="none", kind="minimum_norm", test_kwargs={"gamma": 0.2})

@@ -2,7 +2,13 @@
 [https://arxiv.org/abs/1710.06081]."""
 from __future__ import annotations
 
-from gfa_jax.attacks._iterative import DEFAULT_UNROLL, RANGE_WIDTH, linf_sign_ascent, objective_gradient, step_size
+from gfa_jax.attacks._iterative import (
+    DEFAULT_UNROLL,
+    RANGE_WIDTH,
+    linf_sign_ascent,
+    objective_gradient,
+    step_size,
+)
 from gfa_jax.attacks.base import DEFAULT_BOUNDS, Array, Bounds, LogitsFn, register
 
 

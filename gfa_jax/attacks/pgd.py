@@ -3,12 +3,12 @@ ICLR 2018 [https://arxiv.org/abs/1706.06083]."""
 from __future__ import annotations
 
 from gfa_jax.attacks._iterative import (
-    step_size,
     DEFAULT_UNROLL,
     RANGE_WIDTH,
     linf_sign_ascent,
     linf_start,
     objective_gradient,
+    step_size,
 )
 from gfa_jax.attacks.base import DEFAULT_BOUNDS, Array, Bounds, LogitsFn, register
 

@@ -2,7 +2,12 @@
 [https://arxiv.org/abs/2007.06765]."""
 from __future__ import annotations
 
-from gfa_jax.attacks._iterative import DEFAULT_UNROLL, RANGE_WIDTH, objective_gradient, patchwise_ascent
+from gfa_jax.attacks._iterative import (
+    DEFAULT_UNROLL,
+    RANGE_WIDTH,
+    objective_gradient,
+    patchwise_ascent,
+)
 from gfa_jax.attacks.base import DEFAULT_BOUNDS, Array, Bounds, LogitsFn, register
 
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from gfa_jax.attacks._iterative import DEFAULT_UNROLL, RANGE_WIDTH, objective_gradient, patchwise_ascent
+from gfa_jax.attacks._iterative import (
+    DEFAULT_UNROLL,
+    RANGE_WIDTH,
+    objective_gradient,
+    patchwise_ascent,
+)
 from gfa_jax.attacks.base import DEFAULT_BOUNDS, Array, Bounds, LogitsFn, register
 
 

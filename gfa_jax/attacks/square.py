@@ -40,12 +40,14 @@ from gfa_jax.attacks.base import (
     _expand,
     clip_to_bounds,
     cross_entropy,
-    margin as margin_loss,
     normalize_l2,
     per_sample_norm,
     project_l2,
     project_linf,
     register,
+)
+from gfa_jax.attacks.base import (
+    margin as margin_loss,
 )
 
 P_INIT = 0.8
