@@ -3,7 +3,8 @@
     python -m gfa_jax.main --config configs/quickstart.py --workdir runs/quickstart
 
 Reads Debian's Fashion-MNIST IDX files (``apt-get install dataset-fashion-mnist``), trains five seeds
-together on 10,000 training images for 3 epochs and reports test accuracy and per-layer GFA.
+together on 10,000 training images for 3 epochs, reports test accuracy and per-layer GFA, then a
+short robustness report (FGSM, PGD, APGD, DeepFool) in ``runs/quickstart/robustness/``.
 """
 from configs import fmnist_mlp_standard
 
@@ -15,4 +16,8 @@ def get_config():
     config.data.train_size = 10000
     config.num_epochs = 3
     config.eval.train_samples = 5000
+    # A short robustness report: four attacks on 500 commonly-correct test samples.
+    config.robustness.attacks = ("fgsm", "pgd", "apgd", "deepfool")
+    config.robustness.num_samples = 500
+    config.robustness.attack_kwargs = '{"apgd": {"n_iter": 20}}'
     return config
