@@ -71,7 +71,9 @@ def load_run(workdir: str | pathlib.Path, num_classes: int, input_shape: Sequenc
 
 def predict(run: TrainedRun, images: np.ndarray, batch_size: int) -> np.ndarray:
     """Predicted classes ``[S, N]`` of every seed."""
-    apply = jax.jit(jax.vmap(lambda p, x: jnp.argmax(run.model.apply({"params": p}, x), -1), in_axes=(0, None)))
+    chunk = multiseed.seeds_per_vmap(0, multiseed.seed_mesh(len(run.seeds)), multiseed.unstack(run.params, 0))
+    apply = jax.jit(lambda params, x: multiseed.map_seeds(
+        lambda p: jnp.argmax(run.model.apply({"params": p}, x), -1), (params,), chunk))
     batches = [apply(run.params, data.to_model_range(jnp.asarray(images[i:i + batch_size])))
                for i in range(0, len(images), batch_size)]
     return np.concatenate([np.asarray(b) for b in batches], axis=1)

@@ -164,15 +164,15 @@ def _mean_and_std(total, total_of_squares, count):
     return mean, np.sqrt(np.maximum(total_of_squares / count - mean**2, 0.0))
 
 
-def make_evaluator(model: nn.Module, batch_size: int, *, gaie: bool = False):
+def make_evaluator(model: nn.Module, batch_size: int, *, gaie: bool = False, seed_chunk: int | None = None):
     """``evaluate(stacked_params, images_u8, labels) -> {metric: [S]}`` over a whole split.
 
     Returns per seed: accuracy, mse, and for every layer the mean and per-sample std of GFA (with
     ``gaie``, those of GAIE too, as ``gaie/mean`` and ``gaie/std``).
     """
-    stats_fn = jax.jit(
-        jax.vmap(functools.partial(eval_batch_stats, model=model, gaie=gaie), in_axes=(0, None, None, None))
-    )
+    batch_stats = functools.partial(eval_batch_stats, model=model, gaie=gaie)
+    stats_fn = jax.jit(lambda params, x, labels, weight: multiseed.map_seeds(
+        lambda p: batch_stats(p, x, labels, weight), (params,), seed_chunk))
 
     def evaluate(params, images: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
         n = len(labels)
@@ -262,7 +262,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, epoch
     step_keys = multiseed.seed_keys(seeds, purpose=2)
     seed_chunk = multiseed.seeds_per_vmap(config.seeds_per_vmap, mesh, multiseed.unstack(states.params, 0))
     step_fn = make_multiseed_step(objective, tx, config.batch_size, seed_chunk)
-    evaluate = make_evaluator(model, config.eval.batch_size, gaie=bool(config.gaie.weight))
+    evaluate = make_evaluator(model, config.eval.batch_size, gaie=bool(config.gaie.weight), seed_chunk=seed_chunk)
     train_eval_index = np.random.default_rng(0).permutation(num_train)[: config.eval.train_samples or num_train]
 
     progress = metrics_io.progress_bar(total=steps_per_epoch * config.num_epochs,
