@@ -9,6 +9,7 @@ import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from gradient_checks import assert_gradient_matches_finite_differences
 from test_train import tiny_config
 
 from gfa_jax import adversarial_training, gaie, train
@@ -155,15 +156,7 @@ def test_gaie_parameter_gradient_matches_finite_differences():
         y = jnp.array([0, 1, 2, 1])
         params = jax.tree.map(lambda p: p.astype(jnp.float64), model.init(jax.random.key(1), x)["params"])
         loss_fn = jax.jit(lambda p: -gaie.gaie_alignment(p, x, y, model=model).mean())
-        grads = jax.grad(loss_fn)(params)
-        flat, unravel = jax.flatten_util.ravel_pytree(params)
-        flat_grads, _ = jax.flatten_util.ravel_pytree(grads)
-        rng = np.random.default_rng(0)
-        for index in rng.choice(flat.size, size=12, replace=False):
-            step = np.zeros(flat.size)
-            step[index] = 1e-6
-            numeric = (loss_fn(unravel(flat + step)) - loss_fn(unravel(flat - step))) / 2e-6
-            np.testing.assert_allclose(flat_grads[index], numeric, rtol=1e-5, atol=1e-8)
+        assert_gradient_matches_finite_differences(loss_fn, params)
 
 
 # ----------------------------------------------------------------------------- DENOISE
