@@ -26,8 +26,8 @@ CSV_FIELDS = ("run", "seed", "attack", "norm", "kind", "eps", "num_samples", "ac
 
 
 def _mean_std(values) -> tuple[float, float]:
-    values = np.asarray(values, np.float64)
-    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    stats = metrics_io.mean_std(values)
+    return stats["mean"], stats["std"]
 
 
 def table_eps(norm: str, robustness) -> float | None:
@@ -62,18 +62,20 @@ def markdown_table(rows: Sequence[dict], robustness, run_labels: Sequence[str]) 
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for attack in attacks:
         eps = cells[(attack, run_labels[0])][0]["eps"] if cells[(attack, run_labels[0])] else None
-        intensity, accuracy = [], []
+        intensity, accuracy, mean_accuracy = [], [], []
         for label in run_labels:
             group = cells[(attack, label)]
             if not group:
                 intensity.append("-")
                 accuracy.append("-")
+                mean_accuracy.append(-1.0)
                 continue
             m, s = _mean_std([r["mse"] for r in group])
             intensity.append(f"{m:.4f} ± {s:.4f}")
             m, s = _mean_std([100 * r["accuracy"] for r in group])
             accuracy.append(f"{m:.2f} ± {s:.2f}")
-        best = max(range(len(run_labels)), key=lambda i: float(accuracy[i].split(" ")[0]) if accuracy[i] != "-" else -1)
+            mean_accuracy.append(m)
+        best = int(np.argmax(mean_accuracy))
         accuracy[best] = f"**{accuracy[best]}**"
         eps_cell = "min-norm" if eps is None else f"{eps:g}"
         lines.append("| " + " | ".join([attack, eps_cell] + intensity + accuracy) + " |")
