@@ -27,9 +27,9 @@ from gfa_jax import attacks
 
 Array = jax.Array
 
-# The papers train with MSE on one-hot labels, and every gradient attack of the library accepts it:
-# the attack ascends the very loss the update descends, which is Madry et al.'s min-max objective.
-ATTACK_LOSS = "mse"
+# By default the attack ascends the very loss the update descends (config.task_loss; every gradient
+# attack of the library accepts both), which is Madry et al.'s min-max objective.
+DEFAULT_LOSS = "mse"
 
 
 def adversarial_count(batch_size: int, mix_ratio: float) -> int:
@@ -39,9 +39,9 @@ def adversarial_count(batch_size: int, mix_ratio: float) -> int:
     return round(mix_ratio * batch_size)
 
 
-def _attack_kwargs(attack_fn, eps: float, steps: int) -> dict:
+def _attack_kwargs(attack_fn, eps: float, steps: int, loss: str) -> dict:
     # Single-step attacks (fgsm, ffgsm) take no ``steps``; every attack takes ``eps`` and ``loss``.
-    kwargs = {"eps": eps, "loss": ATTACK_LOSS}
+    kwargs = {"eps": eps, "loss": loss}
     if "steps" in inspect.signature(attack_fn).parameters:
         kwargs["steps"] = steps
     return kwargs
@@ -58,6 +58,7 @@ def adversarial_inputs(
     eps: float,
     steps: int,
     mix_ratio: float,
+    loss: str = DEFAULT_LOSS,
 ) -> tuple[Array, Array]:
     """The batch ADV trains on: its first ``round(mix_ratio * B)`` samples replaced by adversarials.
 
@@ -71,6 +72,7 @@ def adversarial_inputs(
       model: the Flax model; attack: a name in ``attacks.REGISTRY`` (a bounded attack, e.g. "pgd").
       eps: the attack's radius in model-input units; steps: its iterations (ignored by one-step ones).
       mix_ratio: static fraction of the batch replaced, in [0, 1].
+      loss: the per-sample loss the attack ascends (the training's ``config.task_loss``).
 
     Returns:
       ``(x_train, y)``: the mixed batch (same shape and dtype as ``x``) and the unchanged labels.
@@ -86,5 +88,5 @@ def adversarial_inputs(
     def logits_fn(inputs):
         return model.apply({"params": frozen}, inputs)
 
-    x_adv = spec.fn(logits_fn, x[:count], y[:count], key, **_attack_kwargs(spec.fn, eps, steps))
+    x_adv = spec.fn(logits_fn, x[:count], y[:count], key, **_attack_kwargs(spec.fn, eps, steps, loss))
     return jnp.concatenate([jax.lax.stop_gradient(x_adv), x[count:]]), y

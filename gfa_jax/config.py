@@ -27,6 +27,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.num_epochs = 10
     config.batch_size = 128
     config.log_every_steps = 50
+    # The loss training descends (and adversarial training's attack ascends): "mse" on one-hot
+    # labels (DeepDefense) or "ce" (cross-entropy; the layer-wise adversarial training paper).
+    config.task_loss = "mse"
 
     config.data = ml_collections.ConfigDict()
     config.data.name = "fashion_mnist"
@@ -63,7 +66,8 @@ def base_config() -> ml_collections.ConfigDict:
     config.layerwise.layers = ("all",)  # layer names / paths or groups all, conv, dense; "!name" excludes
     config.layerwise.eps = 0.1  # fixed eps, or the std of N(0, eps) when eps_mode == "random"
     config.layerwise.eps_mode = "random"  # random | fixed
-    config.layerwise.form = "paper"  # paper: eps*sign(g)*(|W| 1) per unit (eqs. 7, 9) | input_fgsm: W eps*sign(W^T g)
+    # input_fgsm: W r, r = eps*sign(W^T g) (eq. 5, the paper's equivalence) | per_unit: eps*sign(g)*(|W| 1)
+    config.layerwise.form = "input_fgsm"
     # All-w: also train on inputs from config.adversarial's attack (keep adversarial.enabled False).
     config.layerwise.input_adversarial = False
 
@@ -171,6 +175,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
                 )
         if config.data.name not in data.DATASETS:
             problems.append(f"data.name {config.data.name!r} is not one of {sorted(data.DATASETS)}.")
+        from gfa_jax.losses import TASK_LOSSES
+
+        if config.task_loss not in TASK_LOSSES:
+            problems.append(f"task_loss {config.task_loss!r} is not one of {sorted(TASK_LOSSES)}.")
         if not config.seeds:
             problems.append("seeds is empty; give at least one seed.")
         if len(set(config.seeds)) != len(config.seeds):

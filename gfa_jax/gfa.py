@@ -23,7 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gfa_jax.losses import mse_onehot  # noqa: F401  (re-exported: part of the GFA API)
+from gfa_jax.losses import get_task_loss, mse_onehot  # noqa: F401  (re-exported: part of the GFA API)
 from gfa_jax.models.layers import (
     LAYER_INPUT_GRADS,
     LAYER_INPUTS,
@@ -54,10 +54,10 @@ def cosine_similarity(a: Array, b: Array) -> Array:
 
 
 def layer_inputs_and_gradients(
-    model: nn.Module, params, x: Array, labels: Array, layer_names: Sequence[str]
+    model: nn.Module, params, x: Array, labels: Array, layer_names: Sequence[str], task_loss: str = "mse"
 ) -> tuple[Array, Array, dict[str, Array], dict[str, Array]]:
-    """One forward and backward pass returning per-sample MSE, logits, and for each named layer its
-    input h and dL/dh, ``L = sum_b MSE_b``.
+    """One forward and backward pass returning the per-sample task loss, logits, and for each named
+    layer its input h and dL/dh, ``L = sum_b loss_b`` (``task_loss``: 'mse', the paper's, or 'ce').
 
     The per-sample loss is summed rather than averaged so each sample's dL/dh is its own loss's
     gradient (not scaled by 1/B); the cosine is scale invariant, so GFA is the same either way.
@@ -73,6 +73,7 @@ def layer_inputs_and_gradients(
     # so XLA prunes the backward pass below the earliest of them.
     zeros = {key: jnp.zeros(value.shape, value.dtype) for key, value in captured.items()}
     wanted = {capture_key(n) for n in layer_names}
+    loss_fn = get_task_loss(task_loss)
     fixed = {key: value for key, value in zeros.items() if key not in wanted}
 
     def summed_loss(differentiated):
@@ -80,7 +81,7 @@ def layer_inputs_and_gradients(
         logits, state = model.apply(
             {"params": params, LAYER_INPUT_GRADS: perturbations}, x, mutable=[LAYER_INPUTS]
         )
-        per_sample = mse_onehot(logits, labels)
+        per_sample = loss_fn(logits, labels)
         return per_sample.sum(), (per_sample, logits, state[LAYER_INPUTS])
 
     differentiated = {key: zeros[key] for key in wanted}
@@ -88,9 +89,10 @@ def layer_inputs_and_gradients(
     return per_sample, logits, by_layer_name(inputs, layer_names), by_layer_name(grads, layer_names)
 
 
-def layer_gfa(model: nn.Module, params, x: Array, labels: Array, layer_names: Sequence[str]):
-    """Per-sample GFA of each named layer: returns ``(per_sample_mse [B], logits, {name: [B]})``."""
-    per_sample, logits, inputs, grads = layer_inputs_and_gradients(model, params, x, labels, layer_names)
+def layer_gfa(model: nn.Module, params, x: Array, labels: Array, layer_names: Sequence[str],
+              task_loss: str = "mse"):
+    """Per-sample GFA of each named layer: returns ``(per_sample_loss [B], logits, {name: [B]})``."""
+    per_sample, logits, inputs, grads = layer_inputs_and_gradients(model, params, x, labels, layer_names, task_loss)
     gfa = {name: cosine_similarity(inputs[name], grads[name]) for name in layer_names}
     return per_sample, logits, gfa
 
@@ -104,6 +106,7 @@ def gfa_loss(
     layer_names: Sequence[str],
     alpha: float = 1.0,
     beta: Sequence[float] = (),
+    task_loss: str = "mse",
 ):
     """DeepDefense's total loss ``alpha*MSE - sum_l beta_l*mean(GFA_l)`` (Algorithm 1, line 9).
 
@@ -113,12 +116,13 @@ def gfa_loss(
       labels: integer labels ``[B]``.
       model: a model whose layers capture their inputs (``layer_names`` in forward order).
       layer_names: the model's layers, matched one-to-one with ``beta``.
-      alpha: weight of the MSE task loss.
+      alpha: weight of the task loss.
       beta: per-layer GFA weights (static Python floats); layers with beta 0 cost nothing, and with
-        all of them 0 this is plain MSE training with a single backward pass.
+        all of them 0 this is plain task-loss training with a single backward pass.
+      task_loss: 'mse' (the paper's) or 'ce' (:mod:`gfa_jax.losses`); GFA's dL/dh is of this loss.
 
     Returns:
-      ``(loss, aux)`` with aux ``{"mse", "accuracy", "gfa/<layer>"}`` batch means (GFA only for the
+      ``(loss, aux)`` with aux ``{"task_loss", "accuracy", "gfa/<layer>"}`` batch means (GFA only for the
       regularised layers).
     """
     if len(beta) != len(layer_names):
@@ -127,13 +131,13 @@ def gfa_loss(
         )
     regularised = [name for name, b in zip(layer_names, beta) if b != 0.0]
     if regularised:
-        per_sample, logits, gfa = layer_gfa(model, params, x, labels, regularised)
+        per_sample, logits, gfa = layer_gfa(model, params, x, labels, regularised, task_loss)
     else:
         logits = model.apply({"params": params}, x)
-        per_sample, gfa = mse_onehot(logits, labels), {}
-    mse = per_sample.mean()
+        per_sample, gfa = get_task_loss(task_loss)(logits, labels), {}
+    task_value = per_sample.mean()
     weights = dict(zip(layer_names, beta))
-    loss = alpha * mse - sum(weights[name] * values.mean() for name, values in gfa.items())
-    aux = {"mse": mse, "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels)}
+    loss = alpha * task_value - sum(weights[name] * values.mean() for name, values in gfa.items())
+    aux = {"task_loss": task_value, "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels)}
     aux.update({f"gfa/{name}": values.mean() for name, values in gfa.items()})
     return loss, aux

@@ -8,7 +8,8 @@ An objective is ``loss(params, x, y, key, carry) -> (loss, (metrics, carry))``:
   checkpointed with it (layer-wise adversarial training: the previous batch's gradients); ``{}``
   for strategies that need none.
 
-The GFA regulariser (``config.gfa``) is always part of it; with every beta 0 it is plain MSE.
+The GFA regulariser (``config.gfa``) is always part of it; with every beta 0 it is the plain task
+loss (``config.task_loss``: MSE by default).
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def make_objective(config: ml_collections.ConfigDict, model: nn.Module) -> Objec
     """
     gfa_term = functools.partial(
         gfa_loss, model=model, layer_names=model.layer_names, alpha=config.gfa.alpha,
-        beta=tuple(float(b) for b in config.gfa.beta),
+        beta=tuple(float(b) for b in config.gfa.beta), task_loss=config.task_loss,
     )
 
     def loss(params, x, y, key, carry):
@@ -51,7 +52,8 @@ def make_objective(config: ml_collections.ConfigDict, model: nn.Module) -> Objec
             from gfa_jax import adversarial_training
 
             settings = {k: v for k, v in config.adversarial.items() if k != "enabled"}
-            x, y = adversarial_training.adversarial_inputs(params, x, y, key, model=model, **settings)
+            x, y = adversarial_training.adversarial_inputs(params, x, y, key, model=model,
+                                                           loss=config.task_loss, **settings)
         value, metrics = gfa_term(params, x, y)
         if config.gaie.weight:
             from gfa_jax import gaie

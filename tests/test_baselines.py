@@ -180,6 +180,22 @@ def test_softmax_nonlocal_mean_of_a_constant_map_is_that_map():
     np.testing.assert_allclose(nonlocal_mean(x, x, constant, "gaussian"), constant, rtol=1e-6)
 
 
+@pytest.mark.parametrize("version", ["embedded_gaussian", "dot_product"])
+def test_chunked_nonlocal_mean_equals_the_whole_batch_at_once_with_its_gradient(version):
+    keys = jax.random.split(jax.random.key(0), 3)
+    q, k = (_images(key, (5, 4, 4, 2)) for key in keys[:2])
+    v = _images(keys[2], (5, 4, 4, 3))
+
+    def summed(chunk):
+        return lambda q, k, v: jnp.sum(jnp.sin(nonlocal_mean(q, k, v, version, chunk)))
+
+    np.testing.assert_allclose(nonlocal_mean(q, k, v, version, 2), nonlocal_mean(q, k, v, version), rtol=1e-5, atol=1e-6)
+    chunked = jax.grad(summed(2), argnums=(0, 1, 2))(q, k, v)
+    whole = jax.grad(summed(None), argnums=(0, 1, 2))(q, k, v)
+    for a, b in zip(chunked, whole):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
 def test_paper_cnn_denoise_adds_only_the_blocks_parameters():
     # Per block, C channels: theta and phi 2 * C * C/2, the output 1x1 conv C * C.
     x = jnp.zeros((1, 32, 32, 3))

@@ -10,6 +10,7 @@ import pytest
 from gradient_checks import assert_gradient_matches_finite_differences
 
 from gfa_jax.gfa import cosine_similarity, gfa_loss, layer_gfa, mse_onehot
+from gfa_jax.losses import cross_entropy
 from gfa_jax.models import PaperMLP
 
 jax.config.update("jax_enable_x64", False)
@@ -77,14 +78,17 @@ def test_gfa_loss_has_no_nan_when_activations_are_zero():
     chex.assert_tree_all_finite((loss, aux, grads))
 
 
-def test_gfa_loss_combines_mse_and_weighted_gfa():
+@pytest.mark.parametrize("task_loss, per_sample_loss", [("mse", mse_onehot), ("ce", cross_entropy)])
+def test_gfa_loss_combines_the_task_loss_and_weighted_gfa(task_loss, per_sample_loss):
     model, params, x, y = _tiny_problem()
     beta = (0.5, 0.0, 2.0)
-    loss, aux = gfa_loss(params, x, y, model=model, layer_names=model.layer_names, alpha=3.0, beta=beta)
-    per_sample, logits, gfa = layer_gfa(model, params, x, y, model.layer_names)
+    loss, aux = gfa_loss(params, x, y, model=model, layer_names=model.layer_names, alpha=3.0, beta=beta,
+                         task_loss=task_loss)
+    per_sample, logits, gfa = layer_gfa(model, params, x, y, model.layer_names, task_loss)
+    np.testing.assert_allclose(per_sample, per_sample_loss(logits, y), rtol=1e-6)
     expected = 3.0 * per_sample.mean() - 0.5 * gfa["fc1"].mean() - 2.0 * gfa["fc3"].mean()
     np.testing.assert_allclose(loss, expected, rtol=1e-5)
-    assert set(aux) == {"mse", "accuracy", "gfa/fc1", "gfa/fc3"}
+    assert set(aux) == {"task_loss", "accuracy", "gfa/fc1", "gfa/fc3"}
 
 
 def test_standard_strategy_is_plain_mse():

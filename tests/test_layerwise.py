@@ -41,8 +41,11 @@ def test_one_output_unit_equals_the_input_fgsm_perturbation_exactly(layer, x_sha
     apply = lambda u: layer.apply(params, u)
     g = jax.grad(loss)(apply(x))
     kernel = params["params"]["kernel"]
-    paper = layerwise.paper_perturbation(_module_map(layer, jnp.abs(kernel)), x.shape, g, EPS)
-    np.testing.assert_allclose(paper, _fgsm_output_change(apply, x, loss, EPS), rtol=1e-5, atol=1e-6)
+    expected = _fgsm_output_change(apply, x, loss, EPS)
+    per_unit = layerwise.per_unit_perturbation(_module_map(layer, jnp.abs(kernel)), x.shape, g, EPS)
+    np.testing.assert_allclose(per_unit, expected, rtol=1e-5, atol=1e-6)
+    joint = layerwise.input_fgsm_perturbation(_module_map(layer, kernel), x, g, EPS)
+    np.testing.assert_allclose(joint, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_dense_perturbation_is_eps_sign_g_times_column_l1_norms():
@@ -63,7 +66,7 @@ def test_each_unit_gets_the_fgsm_change_aimed_at_it_alone_and_bounds_the_joint_o
     kernel = params["params"]["kernel"]
     apply = lambda u: layer.apply(params, u)
     g = jax.random.normal(jax.random.key(2), apply(x).shape)
-    paper = np.asarray(layerwise.paper_perturbation(_module_map(layer, jnp.abs(kernel)), x.shape, g, EPS))
+    paper = np.asarray(layerwise.per_unit_perturbation(_module_map(layer, jnp.abs(kernel)), x.shape, g, EPS))
     linear = _module_map(layer, kernel)
     jacobian = jax.jacobian(lambda u: linear(u[None])[0])(x[0])  # the same for every sample
     reach = np.abs(np.asarray(jacobian)).reshape(paper.shape[1:] + (-1,)).sum(-1)
@@ -203,8 +206,8 @@ def test_next_step_adds_the_perturbation_of_the_carried_gradients(form):
             return mse_onehot(model.apply({"params": p}, x), y).mean()
 
     assert float(metrics["layerwise/eps"]) == pytest.approx(EPS)
-    assert float(metrics["mse"]) == pytest.approx(float(expected_loss(params)), rel=1e-5)
-    assert not np.isclose(float(metrics["mse"]), float(mse_onehot(model.apply({"params": params}, x), y).mean()))
+    assert float(metrics["task_loss"]) == pytest.approx(float(expected_loss(params)), rel=1e-5)
+    assert not np.isclose(float(metrics["task_loss"]), float(mse_onehot(model.apply({"params": params}, x), y).mean()))
     assert "gfa/fc2" in metrics  # the base objective (GFA) runs under the perturbation
     assert np.all(np.isfinite(jax.tree.leaves(grads)[0]))
 
@@ -327,4 +330,4 @@ def test_all_w_trains_on_fgsm_inputs_from_config_adversarial():
     carry = objective.init_carry(params, x[:1])
     _, (metrics, _) = objective.loss(params, x, y, jax.random.key(1), carry)
     clean = mse_onehot(model.apply({"params": params}, x), y).mean()
-    assert float(metrics["mse"]) > float(clean)  # zero carry: only the adversarial inputs differ
+    assert float(metrics["task_loss"]) > float(clean)  # zero carry: only the adversarial inputs differ

@@ -23,7 +23,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gfa_jax.losses import mse_onehot
+from gfa_jax.losses import cross_entropy, mse_onehot
 
 Array = jax.Array
 LogitsFn = Callable[[Array], Array]
@@ -48,12 +48,6 @@ class MinNormResult(NamedTuple):
 
 # ----------------------------------------------------------------------------- losses
 # Per-sample losses ``(logits [B, K], y [B]) -> [B]``; attacks ascend their sum.
-
-
-def cross_entropy(logits: Array, y: Array) -> Array:
-    """Softmax cross-entropy per sample."""
-    log_probs = jax.nn.log_softmax(logits, axis=-1)
-    return -jnp.take_along_axis(log_probs, y[:, None], axis=-1)[:, 0]
 
 
 def margin(logits: Array, y: Array) -> Array:
