@@ -75,6 +75,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.optimizer.name = "adam"  # adam | adamw | sgd
     config.optimizer.learning_rate = 1e-3
     config.optimizer.schedule = "constant"  # constant | cosine
+    config.optimizer.warmup_steps = 0  # linear warm-up from 0 before the schedule
     config.optimizer.momentum = 0.0
     config.optimizer.nesterov = False
     config.optimizer.weight_decay = 0.0

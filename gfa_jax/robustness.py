@@ -29,7 +29,7 @@ import ml_collections
 import numpy as np
 import tqdm
 
-from gfa_jax import attacks, checkpoints, data, metrics_io, multiseed, train
+from gfa_jax import attacks, checkpoints, data, layerwise_paper_results, metrics_io, multiseed, train
 
 Array = jax.Array
 
@@ -263,7 +263,9 @@ def evaluate_runs(workdirs: Sequence[str], outdir: str, robustness: ml_collectio
                                 attack_kwargs.get(spec.name, {}), progress)
         metrics_io.write_text_atomic(results_path, "".join(json.dumps(r) + "\n" for r in rows))
     progress.close()
-    robustness_report.write_report(rows, out, robustness, [run.label for run in runs])
+    references = {run.label: layerwise_paper_results.paper_accuracy(run.config.model.name, run.label) for run in runs}
+    robustness_report.write_report(rows, out, robustness, [run.label for run in runs],
+                                   {label: row for label, row in references.items() if row})
     if robustness.figures:
         figures.write_figures(runs, data.to_model_range(jnp.asarray(images[:256])), jnp.asarray(labels[:256]), out,
                               eps=robustness.table_eps_linf)

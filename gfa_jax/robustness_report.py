@@ -15,7 +15,7 @@ import csv
 import io
 import pathlib
 from collections import defaultdict
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -82,11 +82,13 @@ def markdown_table(rows: Sequence[dict], robustness, run_labels: Sequence[str]) 
     return "\n".join(lines)
 
 
-def worst_case_table(rows: Sequence[dict], robustness, run_labels: Sequence[str]) -> str:
+def worst_case_table(rows: Sequence[dict], robustness, run_labels: Sequence[str],
+                     references: Mapping[str, Mapping[str, float]] | None = None) -> str:
     """Tables II-IX layout of the layer-wise paper: runs as rows; top-1 accuracy (%) on clean inputs
     (a bounded attack at eps 0, when the grid has it), under each attack at its table eps
     (minimum-norm attacks: 1 - success rate), and the worst case, ``min`` over the attacks per seed;
-    each cell mean +/- std over seeds."""
+    each cell mean +/- std over seeds. ``references``: per run label, published accuracies (fractions)
+    by column, printed as a "(paper)" row under that run's."""
     selected = rows_at_table_eps(rows, robustness)
     attacks = list(dict.fromkeys(r["attack"] for r in selected))
     per_seed = defaultdict(dict)  # (run, seed) -> {column: accuracy}
@@ -107,6 +109,10 @@ def worst_case_table(rows: Sequence[dict], robustness, run_labels: Sequence[str]
             values = [100 * cells[column] for cells in seeds if column in cells]
             row_cells.append("-" if not values else "{:.2f} ± {:.2f}".format(*_mean_std(values)))
         lines.append("| " + " | ".join([label] + row_cells) + " |")
+        reference = (references or {}).get(label)
+        if reference:
+            paper_cells = [f"{100 * reference[c]:.2f}" if c in reference else "-" for c in header[1:]]
+            lines.append("| " + " | ".join([f"{label} (paper)"] + paper_cells) + " |")
     return "\n".join(lines)
 
 
@@ -185,10 +191,11 @@ def _save(fig, path: pathlib.Path) -> None:
     tmp.replace(path)
 
 
-def write_report(rows: Sequence[dict], outdir: pathlib.Path, robustness, run_labels: Sequence[str]) -> None:
+def write_report(rows: Sequence[dict], outdir: pathlib.Path, robustness, run_labels: Sequence[str],
+                 references: Mapping[str, Mapping[str, float]] | None = None) -> None:
     outdir = pathlib.Path(outdir)
     write_csv(rows, outdir / "results.csv")
     metrics_io.write_text_atomic(outdir / "table.md", markdown_table(rows, robustness, run_labels) + "\n")
-    metrics_io.write_text_atomic(outdir / "table_worst_case.md", worst_case_table(rows, robustness, run_labels) + "\n")
+    metrics_io.write_text_atomic(outdir / "table_worst_case.md", worst_case_table(rows, robustness, run_labels, references) + "\n")
     plot_accuracy_vs_eps(rows, run_labels, outdir / "figures" / "accuracy_vs_eps.png")
     plot_minimum_norm_intensity(rows, run_labels, outdir / "figures" / "minimum_norm_intensity.png")

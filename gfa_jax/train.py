@@ -41,14 +41,21 @@ class TrainState(struct.PyTreeNode):
 
 
 def make_optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
-    """optax optimizer from ``config.optimizer`` (name, learning_rate, schedule, momentum, weight_decay)."""
+    """optax optimizer from ``config.optimizer`` (name, learning_rate, schedule, warmup_steps, momentum,
+    weight_decay)."""
     opt = config.optimizer
+    warmup = opt.warmup_steps
+    if warmup < 0:
+        raise ValueError(f"optimizer.warmup_steps must be >= 0, got {warmup}.")
     if opt.schedule == "constant":
-        learning_rate = opt.learning_rate
+        learning_rate = optax.constant_schedule(opt.learning_rate)
     elif opt.schedule == "cosine":
-        learning_rate = optax.cosine_decay_schedule(opt.learning_rate, max(total_steps, 1))
+        learning_rate = optax.cosine_decay_schedule(opt.learning_rate, max(total_steps - warmup, 1))
     else:
         raise ValueError(f"Unknown optimizer.schedule {opt.schedule!r}; use 'constant' or 'cosine'.")
+    if warmup:  # linear from 0, then the schedule from its start
+        learning_rate = optax.join_schedules(
+            [optax.linear_schedule(0.0, opt.learning_rate, warmup), learning_rate], [warmup])
     if opt.name == "adam":
         tx = optax.adam(learning_rate)
     elif opt.name == "adamw":

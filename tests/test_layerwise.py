@@ -319,6 +319,24 @@ def test_worst_case_table_has_runs_as_rows_and_the_min_over_attacks_per_seed():
     assert dnn[0] == "dnn" and dnn[1] == "95.00 ± 0.00" and dnn[2] == "50.00 ± 0.00"
     assert dnn[-1] == "{:.2f} ± {:.2f}".format(np.mean([30, 10]), np.std([30, 10], ddof=1))
     assert lines[3].split("|")[-2].strip() == "70.00 ± 0.00"
+    with_paper = robustness_report.worst_case_table(rows, robustness, ["dnn", "all_o"],
+                                                    {"all_o": {"Clean": 0.98, "pgd": 0.658}}).splitlines()
+    assert with_paper[:4] == lines[:4]
+    assert with_paper[4] == "| all_o (paper) | 98.00 | - | 65.80 | - | - |"
+
+
+def test_paper_rows_are_keyed_by_our_models_and_placements():
+    from configs import mnist_3conv2fc_layerwise, mnist_4fc_layerwise
+    from gfa_jax import layerwise_paper_results
+
+    for module in (mnist_4fc_layerwise, mnist_3conv2fc_layerwise):
+        for placement in ("standard", "adv_input", *module.PLACEMENTS):
+            config = module.get_config(placement)
+            row = layerwise_paper_results.paper_accuracy(config.model.name, config.strategy)
+            assert row is not None and set(row) == set(layerwise_paper_results.COLUMNS), placement
+            assert set(row) - {"Clean"} == set(config.robustness.attacks)
+    fixed = mnist_4fc_layerwise.get_config("layer2,fixed")
+    assert layerwise_paper_results.paper_accuracy(fixed.model.name, fixed.strategy)["Clean"] == 0.9247
 
 
 def test_all_w_trains_on_fgsm_inputs_from_config_adversarial():
