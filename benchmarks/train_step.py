@@ -3,11 +3,13 @@
     .venv/bin/python benchmarks/train_step.py --model paper_cnn --batch 256 --seeds 5 [--torch]
     .venv/bin/python benchmarks/train_step.py --strategies standard,deep,adv,gaie,denoise
     .venv/bin/python benchmarks/train_step.py --model paper_mlp --layerwise
+    .venv/bin/python benchmarks/train_step.py --model mnist_3conv2fc --task-loss ce --strategies layerwise,adv
 
 Strategies: standard, first, deep (GFA); adv (PGD adversarial training with the config defaults),
 gaie (the GAIE regulariser), denoise (the CNN with denoising blocks, standard loss; CNN only),
-layerwise (``--layerwise``: layer-wise adversarial training on every Dense / Conv output). Each
-is timed against standard: ``<strategy>_over_standard_1_seed`` in the ratios.
+layerwise (``--layerwise``: layer-wise adversarial training on every Dense / Conv output, eps from
+N(0, 0.1), the default input-FGSM form). Each is timed against standard with the same task loss
+(``--task-loss``): ``<strategy>_over_standard_1_seed`` in the ratios.
 
 Compile time and steady-state time are reported separately. Efficiency is XLA's own FLOP count of
 the compiled step over its steady time, against the measured float32 matmul peak of the device.
@@ -17,6 +19,7 @@ a double backward (``create_graph=True``), is timed side by side at one seed.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import pathlib
 import sys
@@ -33,14 +36,16 @@ from gfa_jax import config as gfa_config  # noqa: E402
 from gfa_jax import multiseed, train  # noqa: E402
 from gfa_jax.objectives import make_objective  # noqa: E402
 
-INPUT_SHAPES = {"paper_cnn": (32, 32, 3), "paper_mlp": (28, 28, 1)}
+INPUT_SHAPES = {"paper_cnn": (32, 32, 3), "paper_mlp": (28, 28, 1), "mnist_4fc": (28, 28, 1),
+                "mnist_3conv2fc": (28, 28, 1), "vgg16_narrow": (32, 32, 3)}
 STRATEGIES = gfa_config.STRATEGIES + ("adv", "gaie", "denoise", "layerwise")
 
 
-def strategy_config(model_name: str, strategy: str):
+def strategy_config(model_name: str, strategy: str, task_loss: str = "mse"):
     """The base config with ``strategy`` switched on for ``model_name``: GFA weights 0.1, GAIE 0.1."""
     config = gfa_config.base_config()
     config.model.name = model_name
+    config.task_loss = task_loss
     config.gfa.beta = gfa_config.strategy_beta(strategy if strategy in gfa_config.STRATEGIES else "standard",
                                                model_name, 0.1)
     if strategy == "adv":
@@ -51,14 +56,14 @@ def strategy_config(model_name: str, strategy: str):
         if model_name != "paper_cnn":
             raise ValueError("The denoise strategy needs --model paper_cnn (it swaps in paper_cnn_denoise).")
         config.model.name = "paper_cnn_denoise"
-    elif strategy == "layerwise":  # every Dense / Conv output perturbed (gfa_jax.layerwise), plain MSE
+    elif strategy == "layerwise":  # every Dense / Conv output perturbed (gfa_jax.layerwise)
         config.layerwise.enabled = True
     return config
 
 
 def jax_case(model_name: str, strategy: str, num_seeds: int, batch: int, steps: int,
-             seed_chunk: int | None = None) -> dict:
-    config = strategy_config(model_name, strategy)
+             seed_chunk: int | None = None, task_loss: str = "mse") -> dict:
+    config = strategy_config(model_name, strategy, task_loss)
     config.batch_size = batch  # the layer-wise carry holds one gradient per sample of a batch
     model = train.make_model(config, num_classes=10)
     tx = train.make_optimizer(config, total_steps=1000)
@@ -75,7 +80,7 @@ def jax_case(model_name: str, strategy: str, num_seeds: int, batch: int, steps: 
     step = train.make_multiseed_step(objective, tx, batch, seed_chunk)
     result = time_jitted(step, (states, images, labels, orders, keys, jnp.int32(1)), steps=steps, carry_first=True)
     mode = "vmap" if seed_chunk is None else f"{seed_chunk} per vmap"
-    return {"impl": "jax", "model": config.model.name, "strategy": strategy, "seeds": num_seeds,
+    return {"impl": "jax", "model": config.model.name, "strategy": strategy, "task_loss": task_loss, "seeds": num_seeds,
             "seed_mode": mode, "batch": batch, **result}
 
 
@@ -145,6 +150,7 @@ def main() -> None:
                         help=f"comma-separated, from {', '.join(STRATEGIES)}; standard is always timed")
     parser.add_argument("--torch", action="store_true", help="also time the PyTorch DEEP step (CNN only)")
     parser.add_argument("--layerwise", action="store_true", help="also time layer-wise adversarial training")
+    parser.add_argument("--task-loss", default="mse", choices=("mse", "ce"), help="the loss every strategy trains")
     args = parser.parse_args()
     strategies = ["standard"] + [s for s in args.strategies.split(",") if s and s != "standard"]
     if args.layerwise and "layerwise" not in strategies:
@@ -156,10 +162,12 @@ def main() -> None:
     peak = matmul_peak_flops()
     cases = []
     for strategy in strategies:
-        cases.append(jax_case(args.model, strategy, 1, args.batch, args.steps))
+        case = functools.partial(jax_case, args.model, strategy, batch=args.batch, steps=args.steps,
+                                 task_loss=args.task_loss)
+        cases.append(case(1))
         if args.seeds > 1:  # all seeds in one vmap, and one seed at a time (the CPU default)
-            cases.append(jax_case(args.model, strategy, args.seeds, args.batch, args.steps))
-            cases.append(jax_case(args.model, strategy, args.seeds, args.batch, args.steps, seed_chunk=1))
+            cases.append(case(args.seeds))
+            cases.append(case(args.seeds, seed_chunk=1))
     if args.torch and args.model == "paper_cnn":
         cases.append(torch_deep_cnn_case(args.batch, args.steps))
 

@@ -20,7 +20,7 @@ train_rows() {  # config epochs row...
   local config=$1 epochs=$2; shift 2
   for row in "$@"; do
     # shellcheck disable=SC2086
-    "$python" -m gfa_jax.main --config "configs/$config.py:$row" --workdir "$runs/${config}_$row" \
+    "$python" -m gfa_jax.main --config "configs/$config.py:$row" --workdir "$runs/${config}_${row//,/_}" \
       --config.num_epochs="$epochs" $data_flags
   done
 }
@@ -28,13 +28,13 @@ train_rows() {  # config epochs row...
 report() {  # config outdir row...
   local config=$1 outdir=$2; shift 2
   local workdirs
-  workdirs=$(printf "$runs/${config}_%s," "$@")
+  workdirs=$(printf "$runs/${config}_%s," "${@//,/_}")
   "$python" -m gfa_jax.evaluate --config "configs/$config.py:standard" --workdirs "${workdirs%,}" \
     --outdir "$runs/$outdir" "${evaluation[@]}"
   cat "$runs/$outdir/table_worst_case.md"
 }
 
-fc_rows=(standard adv_input layer2 layer3 layer4 layers2_3 layers3_4 all_o all_w)
+fc_rows=(standard adv_input layer2 layer3 layer4 layers2_3 layers3_4 all_o all_w layer2,fixed layers2_3,fixed)
 train_rows mnist_4fc_layerwise "$epochs_4fc" "${fc_rows[@]}"
 report mnist_4fc_layerwise mnist_4fc_report "${fc_rows[@]}"
 
