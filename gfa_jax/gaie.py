@@ -23,12 +23,14 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gfa_jax.gfa import cosine_similarity, mse_onehot
 
 Array = jax.Array
 
-_SOBEL_X = jnp.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+# NumPy, not jnp: a module constant must never be created inside a trace.
+_SOBEL_X = np.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], np.float32)
 _SOBEL_Y = _SOBEL_X.T
 
 
@@ -36,7 +38,7 @@ def _depthwise_filter(images: Array, kernel: Array) -> Array:
     """Correlate every channel of NHWC ``images`` with one 3x3 ``kernel``, borders replicated."""
     channels = images.shape[-1]
     padded = jnp.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
-    weights = jnp.broadcast_to(kernel.astype(images.dtype)[:, :, None, None], (3, 3, 1, channels))
+    weights = jnp.broadcast_to(jnp.asarray(kernel, images.dtype)[:, :, None, None], (3, 3, 1, channels))
     return jax.lax.conv_general_dilated(
         padded, weights, window_strides=(1, 1), padding="VALID",
         dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=channels,

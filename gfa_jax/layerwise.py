@@ -68,6 +68,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from gfa_jax import adversarial_training
 from gfa_jax.objectives import Objective
 
 Array = jax.Array
@@ -249,8 +250,6 @@ def make_layerwise_objective(config: ml_collections.ConfigDict, model: nn.Module
         base_key, eps_key, attack_key = jax.random.split(key, 3)
         eps = sample_eps(eps_key, settings.eps, settings.eps_mode)
         if settings.input_adversarial:
-            from gfa_jax import adversarial_training
-
             attack = {k: v for k, v in config.adversarial.items() if k != "enabled"}
             x, y = adversarial_training.adversarial_inputs(params, x, y, attack_key, model=model,
                                                            loss=config.task_loss, **attack)

@@ -20,6 +20,7 @@ import flax.linen as nn
 import jax
 import ml_collections
 
+from gfa_jax import adversarial_training, gaie
 from gfa_jax.gfa import gfa_loss
 
 Array = jax.Array
@@ -49,15 +50,11 @@ def make_objective(config: ml_collections.ConfigDict, model: nn.Module) -> Objec
 
     def loss(params, x, y, key, carry):
         if config.adversarial.enabled:
-            from gfa_jax import adversarial_training
-
             settings = {k: v for k, v in config.adversarial.items() if k != "enabled"}
             x, y = adversarial_training.adversarial_inputs(params, x, y, key, model=model,
                                                            loss=config.task_loss, **settings)
         value, metrics = gfa_term(params, x, y)
         if config.gaie.weight:
-            from gfa_jax import gaie
-
             alignment = gaie.gaie_alignment(params, x, y, model=model).mean()
             value = value - config.gaie.weight * alignment
             metrics = {**metrics, "gaie": alignment}

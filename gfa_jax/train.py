@@ -21,6 +21,7 @@ from flax import struct
 
 from gfa_jax import checkpoints, data, metrics_io, multiseed
 from gfa_jax import config as gfa_config
+from gfa_jax.gaie import gaie_alignment
 from gfa_jax.gfa import layer_gfa
 from gfa_jax.models import get_model
 from gfa_jax.objectives import Objective, make_objective
@@ -157,8 +158,6 @@ def eval_batch_stats(params, x: Array, labels: Array, weight: Array, *, model: n
         stats[f"gfa/{name}"] = jnp.sum(weight * values)
         stats[f"gfa_sq/{name}"] = jnp.sum(weight * values**2)
     if gaie:
-        from gfa_jax.gaie import gaie_alignment
-
         values = gaie_alignment(params, x, labels, model=model)
         stats["gaie"] = jnp.sum(weight * values)
         stats["gaie_sq"] = jnp.sum(weight * values**2)
