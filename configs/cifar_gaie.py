@@ -13,7 +13,12 @@ from configs import cifar_standard
 # gradient is GFA's first-layer gradient (the CNN's first layer input is the image), so we start
 # from the weight the FIRST/DEEP runs use for GFA, cifar_standard.GFA_WEIGHT (0.03). Check
 # train_gaie after a few epochs and raise the weight (e.g. 0.05, 0.1) until it nears 0.93.
-GAIE_WEIGHT = cifar_standard.GFA_WEIGHT
+# The paper tunes GAIE to ~0.93 on the train set (Table 1, footnote 2). One-seed probes, 2 epochs on
+# 10,000 CIFAR-10 images (Adam 1e-3): weight 0.3 -> train GAIE 0.641 (accuracy 46.5 %), 1.0 -> 0.656
+# (42.4 %), 3.0 -> 0.674 (33.5 %); an untrained CNN already scores ~0.63, since two non-negative
+# maps have a large cosine. 0.93 was out of reach at that length; 1.0 is the largest weight that
+# did not cost more than a few points of accuracy over 0.3.
+GAIE_WEIGHT = 1.0
 
 
 def get_config():
