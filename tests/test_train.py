@@ -118,6 +118,28 @@ def test_validate_names_unknown_keys_and_bad_beta():
         gfa_config.validate(config)
 
 
+def test_validate_names_an_unknown_task_loss():
+    config = gfa_config.base_config()
+    config.task_loss = "hinge"
+    with pytest.raises(ValueError, match=r"task_loss 'hinge' is not one of \['ce', 'mse'\]"):
+        gfa_config.validate(config)
+
+
+def test_warmup_rises_linearly_from_zero_to_the_learning_rate():
+    config = gfa_config.base_config()
+    config.optimizer.name, config.optimizer.learning_rate = "sgd", 0.5
+    config.optimizer.warmup_steps, config.optimizer.schedule = 4, "cosine"
+    tx = train.make_optimizer(config, total_steps=104)
+    params = {"w": jnp.zeros(())}
+    state = tx.init(params)
+    step_sizes = []
+    for _ in range(6):
+        updates, state = tx.update({"w": jnp.ones(())}, state, params)
+        step_sizes.append(-float(updates["w"]))
+    np.testing.assert_allclose(step_sizes[:5], [0.0, 0.125, 0.25, 0.375, 0.5], rtol=1e-6)
+    assert 0.49 < step_sizes[5] < 0.5  # then the cosine decay over the remaining 100 steps
+
+
 def test_validate_names_unknown_attacks_and_bad_attack_kwargs():
     config = gfa_config.base_config()
     config.robustness.attacks = ("pgd", "pgdd")
