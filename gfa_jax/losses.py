@@ -1,9 +1,10 @@
 """Per-sample task losses ``(logits [B, K], labels [B]) -> [B]``, shared by training and the attacks.
 
 DeepDefense trains with MSE on one-hot labels (``mse``); the layer-wise adversarial training paper
-names cross-entropy as the loss its attacks ascend and trains with it (``ce``): its perturbations
-move the logits by ``eps * sum|W|``, several units, which MSE's unbounded gradient turns into
-divergence at SGD lr 0.1, while the softmax keeps cross-entropy's gradient bounded.
+names cross-entropy as the loss its attacks ascend, and its configs train with it (``ce``): a
+perturbed output layer moves the logits by up to ``eps * ||W_j||_1`` per class, which MSE's unbounded
+gradient turned into divergence at the paper's SGD lr 0.1 within one epoch (4FC, either reading of
+the perturbation), while the softmax keeps cross-entropy's gradient bounded.
 """
 from __future__ import annotations
 
