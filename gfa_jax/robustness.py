@@ -193,20 +193,24 @@ def attack_names(value) -> tuple[str, ...]:
 
 def check_settings(outdir: pathlib.Path, robustness: ml_collections.ConfigDict, workdirs: Sequence[str]) -> None:
     """Record the settings of an evaluation in ``outdir``, or refuse to resume one made with others
-    (its rows would mix samples, budgets or eps grids)."""
+    (its rows would mix samples, budgets or eps grids).
+
+    Under the ``all`` protocol the attacked samples do not depend on the runs, so an evaluation may
+    go on with runs added or left out (finished runs are not attacked again); under
+    ``common_correct`` the samples are those every run classifies correctly, so the runs must match.
+    """
     settings = {"robustness": json.loads(robustness.to_json_best_effort(sort_keys=True)), "workdirs": list(workdirs)}
     path = outdir / "settings.json"
     if path.exists():
         saved = json.loads(path.read_text())
-        if saved != settings:
-            changed = sorted(k for k in set(saved["robustness"]) | set(settings["robustness"])
-                             if saved["robustness"].get(k) != settings["robustness"].get(k))
-            if saved["workdirs"] != settings["workdirs"]:
-                changed.append("workdirs")
+        changed = sorted(k for k in set(saved["robustness"]) | set(settings["robustness"])
+                         if saved["robustness"].get(k) != settings["robustness"].get(k))
+        if saved["workdirs"] != settings["workdirs"] and robustness.protocol != "all":
+            changed.append("workdirs (common_correct samples depend on every run; protocol 'all' allows adding runs)")
+        if changed:
             raise ValueError(f"{outdir} holds an evaluation with other settings (differs in: {', '.join(changed)}). "
                              "Resume it with the same settings, or pass a new --outdir.")
-    else:
-        metrics_io.write_json(path, settings)
+    metrics_io.write_json(path, settings)
 
 
 def load_results(path: pathlib.Path) -> list[dict]:
@@ -224,7 +228,7 @@ def evaluate_runs(workdirs: Sequence[str], outdir: str, robustness: ml_collectio
       robustness: the ``config.robustness`` section; default: the first run's.
 
     Returns:
-      all result rows (including those from an earlier, interrupted evaluation).
+      the result rows of these runs (including those from an earlier, interrupted evaluation).
     """
     from gfa_jax import figures, robustness_report  # matplotlib is only needed here
 
@@ -249,8 +253,8 @@ def evaluate_runs(workdirs: Sequence[str], outdir: str, robustness: ml_collectio
     out = pathlib.Path(outdir)
     results_path = out / "results.jsonl"
     check_settings(out, robustness, [str(run.workdir) for run in runs])
-    rows = load_results(results_path)
-    done = {(r["workdir"], r["attack"]) for r in rows}
+    all_rows = load_results(results_path)  # may hold runs left out this time: kept in the file
+    done = {(r["workdir"], r["attack"]) for r in all_rows}
     attack_kwargs = json.loads(robustness.attack_kwargs)
     specs = [attacks.get_attack(name) for name in attack_names(robustness.attacks)]
     todo = [(run, spec) for run in runs for spec in specs if (str(run.workdir), spec.name) not in done]
@@ -259,10 +263,12 @@ def evaluate_runs(workdirs: Sequence[str], outdir: str, robustness: ml_collectio
     for run, spec in todo:
         progress.set_postfix(run=run.label, attack=spec.name)
         attack_key = jax.random.fold_in(key, specs.index(spec))
-        rows += evaluate_attack(run, spec, images, labels, attack_key, robustness,
-                                attack_kwargs.get(spec.name, {}), progress)
-        metrics_io.write_text_atomic(results_path, "".join(json.dumps(r) + "\n" for r in rows))
+        all_rows += evaluate_attack(run, spec, images, labels, attack_key, robustness,
+                                    attack_kwargs.get(spec.name, {}), progress)
+        metrics_io.write_text_atomic(results_path, "".join(json.dumps(r) + "\n" for r in all_rows))
     progress.close()
+    current = {str(run.workdir) for run in runs}
+    rows = [r for r in all_rows if r["workdir"] in current]
     references = {run.label: layerwise_paper_results.paper_accuracy(run.config.model.name, run.label) for run in runs}
     robustness_report.write_report(rows, out, robustness, [run.label for run in runs],
                                    {label: row for label, row in references.items() if row})

@@ -104,3 +104,26 @@ def test_resuming_with_other_settings_is_refused(two_runs, tmp_path):
     settings.num_samples = 5
     with pytest.raises(ValueError, match="other settings.*num_samples"):
         robustness.evaluate_runs(two_runs, str(tmp_path), settings)
+
+
+def test_runs_can_be_added_under_the_all_protocol_only(two_runs, tmp_path, monkeypatch):
+    settings = _settings(attacks=("fgsm",))
+    settings.protocol = "all"
+    first = robustness.evaluate_runs(two_runs[:1], str(tmp_path / "all"), settings)
+    calls = []
+    original = robustness.evaluate_attack
+
+    def record(run, spec, *args, **kwargs):
+        calls.append((run.label, spec.name))
+        return original(run, spec, *args, **kwargs)
+
+    monkeypatch.setattr(robustness, "evaluate_attack", record)
+    rows = robustness.evaluate_runs(two_runs, str(tmp_path / "all"), settings)
+    assert calls == [("deep", "fgsm")]
+    assert [r for r in rows if r["run"] == "standard"] == first
+    assert robustness.evaluate_runs(two_runs[1:], str(tmp_path / "all"), settings) == [
+        r for r in rows if r["run"] == "deep"]
+    settings.protocol = "common_correct"
+    robustness.evaluate_runs(two_runs[:1], str(tmp_path / "common"), settings)
+    with pytest.raises(ValueError, match="other settings.*workdirs"):
+        robustness.evaluate_runs(two_runs, str(tmp_path / "common"), settings)
