@@ -96,7 +96,7 @@ def unit_reach(abs_linear_map: Callable[[Array], Array], input_shape: Sequence[i
 
 
 def per_unit_perturbation(abs_linear_map: Callable[[Array], Array], input_shape: Sequence[int],
-                       output_grad: Array, eps: Array | float) -> Array:
+                          output_grad: Array, eps: Array | float) -> Array:
     """Eq. 6's closed form per output unit (Dense; eq. 8 for Conv): ``R = eps * sign(dL/dy) (.) (|A| 1)``."""
     return eps * jnp.sign(output_grad) * unit_reach(abs_linear_map, input_shape)
 
