@@ -202,3 +202,12 @@ def test_convolutional_models_on_one_cpu_go_one_seed_at_a_time():
     assert multiseed.seeds_per_vmap(0, one_device, dense_params) is None
     assert multiseed.seeds_per_vmap(0, multiseed.seed_mesh(4), conv_params) is None  # sharded: vmap
     assert multiseed.seeds_per_vmap(2, one_device, dense_params) == 2
+
+
+def test_atomic_writes_leave_readable_files_and_no_temporaries(tmp_path):
+    from gfa_jax import metrics_io
+
+    metrics_io.write_text_atomic(tmp_path / "table.md", "| a |\n")
+    assert (tmp_path / "table.md").read_text() == "| a |\n"
+    assert (tmp_path / "table.md").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["table.md"]
