@@ -37,7 +37,7 @@ from gfa_jax import multiseed, train  # noqa: E402
 from gfa_jax.objectives import make_objective  # noqa: E402
 
 INPUT_SHAPES = {"paper_cnn": (32, 32, 3), "paper_mlp": (28, 28, 1), "mnist_4fc": (28, 28, 1),
-                "mnist_3conv2fc": (28, 28, 1), "vgg16_narrow": (32, 32, 3)}
+                "mnist_3conv2fc": (28, 28, 1)}
 STRATEGIES = gfa_config.STRATEGIES + ("adv", "gaie", "denoise", "layerwise")
 
 

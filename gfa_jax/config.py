@@ -12,6 +12,7 @@ import json
 import ml_collections
 
 from gfa_jax import data
+from gfa_jax.losses import TASK_LOSSES
 from gfa_jax.models import MODELS, get_model
 
 STRATEGIES = ("standard", "first", "deep")
@@ -176,8 +177,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
                 )
         if config.data.name not in data.DATASETS:
             problems.append(f"data.name {config.data.name!r} is not one of {sorted(data.DATASETS)}.")
-        from gfa_jax.losses import TASK_LOSSES
-
         if config.task_loss not in TASK_LOSSES:
             problems.append(f"task_loss {config.task_loss!r} is not one of {sorted(TASK_LOSSES)}.")
         if not config.seeds:
