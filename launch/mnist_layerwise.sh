@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Layer-wise adversarial training on MNIST (Tables II-VII of the layer-wise paper): 4FC and
+# Layer-wise adversarial training on MNIST (Tables I-VII of the layer-wise paper): 4FC and
 # 3Conv2FC, every placement, five seeds, then one worst-case table per model.
 #   bash launch/mnist_layerwise.sh MNIST_IDX_DIR [RUNS_DIR]
 # MNIST_IDX_DIR holds MNIST's IDX files; with only the t10k-* test files (our offline copy) the
-# loader splits them 8,000 train / 2,000 test and says so. Shortened for a 2-core CPU (EPOCHS, the
-# attack budget below); the configs themselves are the paper's 200 epochs. Each command resumes.
+# loader splits them 8,000 train / 2,000 test and says so. Shortened for a 2-core CPU (EPOCHS_4FC,
+# EPOCHS_CONV, 500 attacked samples); the configs themselves are the paper's 200 epochs. Each
+# command resumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:?usage: launch/mnist_layerwise.sh MNIST_IDX_DIR [RUNS_DIR]}
