@@ -73,6 +73,7 @@ from benchmarks.common import (  # noqa: E402
     time_jitted,
 )
 from gfa_jax.attacks import MinNormResult, get_attack  # noqa: E402
+from gfa_jax.data import MODEL_INPUT_BOUNDS  # noqa: E402
 from gfa_jax.models import PaperCNN, PaperMLP  # noqa: E402
 
 MODELS = {"cnn": (PaperCNN, (32, 32, 3)), "mlp": (PaperMLP, (28, 28, 1))}
@@ -177,7 +178,7 @@ def jitted_attack(apply, name: str, kwargs: dict) -> Callable:
     fn = get_attack(name).fn
 
     def run(params, x, y, key):
-        return fn(lambda v: apply(params, v), x, y, key, **kwargs)
+        return fn(lambda v: apply(params, v), x, y, key, bounds=MODEL_INPUT_BOUNDS, **kwargs)
 
     return jax.jit(run)
 
@@ -405,7 +406,7 @@ def sweep_accuracy(apply, steps: int):
     pgd = get_attack("pgd").fn
 
     def accuracy(params, x, y, eps, key):
-        x_adv = pgd(lambda v: apply(params, v), x, y, key, eps=eps, alpha=eps / 4, steps=steps)
+        x_adv = pgd(lambda v: apply(params, v), x, y, key, eps=eps, bounds=MODEL_INPUT_BOUNDS, alpha=eps / 4, steps=steps)
         return jnp.mean(jnp.argmax(apply(params, x_adv), axis=-1) == y)
 
     return accuracy

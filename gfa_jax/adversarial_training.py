@@ -23,7 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gfa_jax import attacks
+from gfa_jax import attacks, data
 
 Array = jax.Array
 
@@ -41,7 +41,7 @@ def adversarial_count(batch_size: int, mix_ratio: float) -> int:
 
 def _attack_kwargs(attack_fn, eps: float, steps: int, loss: str) -> dict:
     # Single-step attacks (fgsm, ffgsm) take no ``steps``; every attack takes ``eps`` and ``loss``.
-    kwargs = {"eps": eps, "loss": loss}
+    kwargs = {"eps": eps, "loss": loss, "bounds": data.MODEL_INPUT_BOUNDS}
     if "steps" in inspect.signature(attack_fn).parameters:
         kwargs["steps"] = steps
     return kwargs

@@ -146,7 +146,7 @@ def _unknown_keys(config, reference, prefix=""):
 
 def _robustness_problems(robustness: ml_collections.ConfigDict) -> list[str]:
     from gfa_jax import attacks
-    from gfa_jax.robustness import attack_names
+    from gfa_jax.attacks import parse_attack_names as attack_names
 
     problems = [f"robustness.attacks: unknown attack {name!r}; registered: {', '.join(sorted(attacks.REGISTRY))}."
                 for name in attack_names(robustness.attacks) if name not in attacks.REGISTRY]

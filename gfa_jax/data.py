@@ -146,6 +146,11 @@ def load_dataset(name: str, *, source: str = "auto", data_dir: str | None = None
         test_labels=_subset(dataset.test_labels, test_size))
 
 
+# The input box of every model gfa-jax trains (the papers rescale images to [-1, 1]); attacks on
+# them are called with ``bounds=MODEL_INPUT_BOUNDS``.
+MODEL_INPUT_BOUNDS = (-1.0, 1.0)
+
+
 def to_model_range(images):
     """Maps uint8 pixels to float32 in [-1, 1] (0 -> -1, 255 -> 1); numpy stays numpy, jax jax."""
     return images.astype(np.float32) / 127.5 - 1.0

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gfa_jax import attacks, multiseed
+from gfa_jax import attacks, data, multiseed
 from gfa_jax.gfa import mse_onehot
 
 
@@ -55,7 +55,7 @@ def adversarial_examples(runs: Sequence, x: jax.Array, y: jax.Array, path: pathl
     x, y = x[:count], y[:count]
     fig, axes = plt.subplots(len(runs), 2 * count, figsize=(2 * count * 1.3, len(runs) * 1.5), squeeze=False)
     for row, run in enumerate(runs):
-        result = attacks.get_attack("deepfool").fn(_logits_fn(run), x, y, jax.random.key(0))
+        result = attacks.get_attack("deepfool").fn(_logits_fn(run), x, y, jax.random.key(0), bounds=data.MODEL_INPUT_BOUNDS)
         for i in range(count):
             noise = np.asarray(result.x_adv[i] - x[i])
             mse = float(np.mean(noise**2))
@@ -74,7 +74,7 @@ def loss_landscape(runs: Sequence, x: jax.Array, y: jax.Array, path: pathlib.Pat
     """Mean MSE of each model over ``x + a*d1 + b*d2``, ``a, b`` in ``[-1, 1]``, as contour plots."""
     plt = _pyplot()
     apgd = attacks.get_attack("apgd").fn
-    directions = [apgd(_logits_fn(run), x, y, jax.random.key(1), eps=eps) - x for run in (runs[0], runs[-1])]
+    directions = [apgd(_logits_fn(run), x, y, jax.random.key(1), eps=eps, bounds=data.MODEL_INPUT_BOUNDS) - x for run in (runs[0], runs[-1])]
     grid = jnp.linspace(-1.0, 1.0, resolution)
     fig, axes = plt.subplots(1, len(runs), figsize=(3.2 * len(runs), 3.0), squeeze=False)
     for ax, run in zip(axes[0], runs):

@@ -114,7 +114,7 @@ def bounded_attack_batch(params, x, y, key, eps_grid, *, model, spec: attacks.At
 
     def one_eps(eps):
         logits_fn = lambda inputs: model.apply({"params": params}, inputs)
-        x_adv = spec.fn(logits_fn, x, y, key, eps=eps, **kwargs)
+        x_adv = spec.fn(logits_fn, x, y, key, eps=eps, bounds=data.MODEL_INPUT_BOUNDS, **kwargs)
         correct = jnp.argmax(logits_fn(x_adv), -1) == y
         return {"correct": jnp.sum(correct), **perturbation_stats(x_adv, x, jnp.ones_like(correct))}
 
@@ -124,7 +124,7 @@ def bounded_attack_batch(params, x, y, key, eps_grid, *, model, spec: attacks.At
 def minimum_norm_attack_batch(params, x, y, key, *, model, spec: attacks.AttackSpec, kwargs: dict):
     """One batch under one minimum-norm attack: sums of successes and of successful intensities."""
     logits_fn = lambda inputs: model.apply({"params": params}, inputs)
-    result = spec.fn(logits_fn, x, y, key, **kwargs)
+    result = spec.fn(logits_fn, x, y, key, bounds=data.MODEL_INPUT_BOUNDS, **kwargs)
     return {"success": jnp.sum(result.success), **perturbation_stats(result.x_adv, x, result.success)}
 
 

@@ -50,8 +50,8 @@ def compiled(name: str):
 
     def run(x, y, key, eps):
         if spec.kind == "minimum_norm":
-            return spec.fn(logits_fn, x, y, key, **kwargs)
-        return spec.fn(logits_fn, x, y, key, eps=eps, **kwargs)
+            return spec.fn(logits_fn, x, y, key, bounds=BOUNDS, **kwargs)
+        return spec.fn(logits_fn, x, y, key, bounds=BOUNDS, eps=eps, **kwargs)
 
     run.__name__ = f"{name}_attack"  # chex counts traces per function name and source
     single = jax.jit(chex.assert_max_traces(run, n=1))

@@ -15,22 +15,22 @@ from tiny_models import (
 )
 
 from gfa_jax.attacks import base
-from gfa_jax.attacks.apgd import (
+from gfa_jax.attacks.gradient.apgd import (
     _schedule_arrays,
     apgd,
     apgd_single_run,
     checkpoint_schedule,
 )
-from gfa_jax.attacks.apgd_t import apgd_targeted
-from gfa_jax.attacks.autoattack import (
+from gfa_jax.attacks.gradient.apgd_t import apgd_targeted
+from gfa_jax.attacks.ensemble.autoattack import (
     CLEAN_MISCLASSIFIED,
     ROBUST,
     attack_list,
     autoattack_report,
     run_member,
 )
-from gfa_jax.attacks.fab import fab_bounded, fab_minimum_norm
-from gfa_jax.attacks.square import square_single_run
+from gfa_jax.attacks.minimum_norm.fab import fab_bounded, fab_minimum_norm
+from gfa_jax.attacks.black_box.square import square_single_run
 
 BOUNDS = (-1.0, 1.0)
 N = 64
@@ -94,7 +94,7 @@ def test_apgd_at_least_as_strong_as_pgd_at_equal_budget(mlp):
     f, x, y = mlp
     keys = jax.random.split(jax.random.key(0), 8)
     n_iter = 10
-    run_apgd = jax.jit(jax.vmap(lambda k, e: apgd(f, x, y, k, eps=e, n_iter=n_iter), (0, None)))
+    run_apgd = jax.jit(jax.vmap(lambda k, e: apgd(f, x, y, k, bounds=BOUNDS, eps=e, n_iter=n_iter), (0, None)))
     run_pgd = jax.jit(jax.vmap(lambda k, e: _pgd(f, x, y, k, e, n_iter), (0, None)))
 
     def robust_acc(xs):
@@ -114,7 +114,7 @@ def test_apgd_at_least_as_strong_as_pgd_at_equal_budget(mlp):
 def test_apgd_l2_in_ball_and_vmaps_over_eps(mlp):
     f, x, y = mlp
     epss = jnp.array([0.5, 1.5])
-    out = jax.jit(jax.vmap(lambda e: apgd(f, x, y, jax.random.key(1), eps=e, norm="l2", n_iter=8)))(epss)
+    out = jax.jit(jax.vmap(lambda e: apgd(f, x, y, jax.random.key(1), bounds=BOUNDS, eps=e, norm="l2", n_iter=8)))(epss)
     for e, xa in zip(epss, out):
         assert _l2(xa, x).max() <= float(e) + 1e-5
         assert float(xa.min()) >= -1.0 and float(xa.max()) <= 1.0
@@ -137,8 +137,8 @@ def test_apgd_t_at_least_as_strong_as_apgd_ce_and_reaches_targets(mlp):
     f, x, y = mlp
     key = jax.random.key(2)
     eps = 0.2
-    x_ce = jax.jit(lambda: apgd(f, x, y, key, eps=eps, n_iter=10))()
-    x_t = jax.jit(lambda: apgd_targeted(f, x, y, key, eps=eps, n_iter=10, n_target_classes=3))()
+    x_ce = jax.jit(lambda: apgd(f, x, y, key, bounds=BOUNDS, eps=eps, n_iter=10))()
+    x_t = jax.jit(lambda: apgd_targeted(f, x, y, key, bounds=BOUNDS, eps=eps, n_iter=10, n_target_classes=3))()
     assert _linf(x_t, x).max() <= eps + 1e-6
     assert _acc(f, x_t, y) <= _acc(f, x_ce, y)
 
@@ -184,7 +184,7 @@ def test_fab_finds_minimal_linf_distance_on_linear_model():
     dist = jnp.where(jax.nn.one_hot(y, NUM_CLASSES, dtype=bool), jnp.inf, (z_y - logits) / w_diff_l1).min(1)
     assert float(dist.max()) < 0.4  # the box [-1, 1] is not active
 
-    res = jax.jit(lambda: fab_minimum_norm(f, x, y, jax.random.key(0), n_iter=6))()
+    res = jax.jit(lambda: fab_minimum_norm(f, x, y, jax.random.key(0), bounds=BOUNDS, n_iter=6))()
     assert bool(res.success.all())
     assert bool(jnp.all(jnp.argmax(f(res.x_adv), -1) != y))
     ratio = np.asarray(res.norm / dist)
@@ -192,7 +192,7 @@ def test_fab_finds_minimal_linf_distance_on_linear_model():
 
     # bounded use (as in AutoAttack): only results within eps count, others return x
     eps = float(jnp.median(dist))
-    x_b = jax.jit(lambda: fab_bounded(f, x, y, jax.random.key(0), eps=eps, n_iter=6))()
+    x_b = jax.jit(lambda: fab_bounded(f, x, y, jax.random.key(0), bounds=BOUNDS, eps=eps, n_iter=6))()
     fooled = np.asarray(jnp.argmax(f(x_b), -1) != y)
     assert _linf(x_b, x).max() <= eps + 1e-6
     assert np.all(fooled[np.asarray(dist) * 1.06 < eps])
@@ -208,7 +208,7 @@ def test_autoattack_at_least_as_strong_as_each_member_and_record_consistent(mlp)
     key = jax.random.key(5)
     eps = 0.2
     kw = dict(n_iter=6, n_target_classes=2, n_queries=30)
-    report = jax.jit(lambda k: autoattack_report(f, x, y, k, eps=eps, **kw))(key)
+    report = jax.jit(lambda k: autoattack_report(f, x, y, k, bounds=BOUNDS, eps=eps, **kw))(key)
     names = attack_list("standard", "linf")
     assert names == ("apgd-ce", "apgd-t", "fab-t", "square")
     first = np.asarray(report.first_success)

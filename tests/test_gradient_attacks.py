@@ -19,7 +19,7 @@ from tiny_models import (
 
 from gfa_jax import attacks
 from gfa_jax.attacks.base import per_sample_norm
-from gfa_jax.attacks.difgsm import input_diversity
+from gfa_jax.attacks.gradient.difgsm import input_diversity
 
 KEY = jax.random.key(0)
 
@@ -38,7 +38,7 @@ def mlp_problem(n: int = 128):
 
 
 def jitted_fgsm(logits_fn, eps):
-    return jax.jit(lambda x_, y_: attacks.fgsm(logits_fn, x_, y_, KEY, eps=eps))
+    return jax.jit(lambda x_, y_: attacks.fgsm(logits_fn, x_, y_, KEY, bounds=BOUNDS, eps=eps))
 
 
 def accuracy(logits_fn, x, y) -> float:
@@ -63,7 +63,7 @@ def analytic_gradient(weights, bias, x, y, loss: str):
 def test_fgsm_is_the_analytic_sign_step_on_a_linear_model(loss, targeted):
     weights, bias, x, y = linear_problem()
     eps = 0.1
-    run = jax.jit(lambda x_, y_: attacks.fgsm(linear_logits_fn(weights, bias), x_, y_, KEY, eps=eps, loss=loss, targeted=targeted))
+    run = jax.jit(lambda x_, y_: attacks.fgsm(linear_logits_fn(weights, bias), x_, y_, KEY, bounds=BOUNDS, eps=eps, loss=loss, targeted=targeted))
     x_adv = run(x, y)
     direction = -1.0 if targeted else 1.0
     expected = jnp.clip(x + eps * direction * jnp.sign(analytic_gradient(weights, bias, x, y, loss)), *BOUNDS)
@@ -75,7 +75,7 @@ def test_one_step_with_alpha_beyond_eps_is_fgsm(name):
     logits_fn, x, y = mlp_problem()
     eps = 0.1
     extra = {"random_start": False} if name == "pgd" else {}
-    one_step = jax.jit(lambda x_, y_: getattr(attacks, name)(logits_fn, x_, y_, KEY, eps=eps, alpha=3 * eps, steps=1, **extra))
+    one_step = jax.jit(lambda x_, y_: getattr(attacks, name)(logits_fn, x_, y_, KEY, bounds=BOUNDS, eps=eps, alpha=3 * eps, steps=1, **extra))
     np.testing.assert_array_equal(np.asarray(one_step(x, y)), np.asarray(jitted_fgsm(logits_fn, eps)(x, y)))
 
 
@@ -86,7 +86,7 @@ def test_pgd_l2_uses_the_whole_ball_away_from_the_box(random_start):
     x = jax.random.uniform(jax.random.key(3), (y.shape[0], 6, 6, 1), minval=-0.2, maxval=0.2)
     eps = 0.5
     run = jax.jit(lambda x_, y_: attacks.pgd_l2(
-        linear_logits_fn(weights, bias), x_, y_, KEY, eps=eps, alpha=eps / 2, steps=5, random_start=random_start
+        linear_logits_fn(weights, bias), x_, y_, KEY, bounds=BOUNDS, eps=eps, alpha=eps / 2, steps=5, random_start=random_start
     ))
     norms = per_sample_norm(run(x, y) - x, 2)
     np.testing.assert_allclose(np.asarray(norms), eps, rtol=1e-4)
@@ -96,7 +96,7 @@ def test_pgd_is_at_least_as_strong_as_fgsm():
     logits_fn, x, y = mlp_problem()
     eps = 0.2
     fgsm_accuracy = accuracy(logits_fn, jitted_fgsm(logits_fn, eps)(x, y), y)
-    x_pgd = jax.jit(lambda x_, y_: attacks.pgd(logits_fn, x_, y_, KEY, eps=eps, alpha=eps / 4, steps=10))(x, y)
+    x_pgd = jax.jit(lambda x_, y_: attacks.pgd(logits_fn, x_, y_, KEY, bounds=BOUNDS, eps=eps, alpha=eps / 4, steps=10))(x, y)
     assert accuracy(logits_fn, x_pgd, y) <= fgsm_accuracy + 1 / len(y)
     assert fgsm_accuracy < accuracy(logits_fn, x, y)
 
@@ -104,7 +104,7 @@ def test_pgd_is_at_least_as_strong_as_fgsm():
 def test_pgd_accuracy_decreases_with_eps():
     logits_fn, x, y = mlp_problem()
     eps_grid = jnp.array([0.0, 0.05, 0.1, 0.15, 0.2, 0.3])
-    x_adv = jax.jit(jax.vmap(lambda e: attacks.pgd(logits_fn, x, y, KEY, eps=e, alpha=e / 4, steps=10)))(eps_grid)
+    x_adv = jax.jit(jax.vmap(lambda e: attacks.pgd(logits_fn, x, y, KEY, bounds=BOUNDS, eps=e, alpha=e / 4, steps=10)))(eps_grid)
     accuracies = np.array([accuracy(logits_fn, x_i, y) for x_i in x_adv])
     assert accuracies[0] == accuracy(logits_fn, x, y)
     assert np.all(np.diff(accuracies) <= 1 / len(y)), accuracies
@@ -114,7 +114,7 @@ def test_pgd_accuracy_decreases_with_eps():
 def test_targeted_pgd_reaches_its_targets_at_large_eps():
     logits_fn, x, y = mlp_problem()
     targets = (y + 1) % NUM_CLASSES
-    x_adv = jax.jit(lambda x_, t_: attacks.pgd(logits_fn, x_, t_, KEY, eps=1.0, alpha=0.1, steps=20, targeted=True))(
+    x_adv = jax.jit(lambda x_, t_: attacks.pgd(logits_fn, x_, t_, KEY, bounds=BOUNDS, eps=1.0, alpha=0.1, steps=20, targeted=True))(
         x, targets
     )
     hit_rate = float(jnp.mean(jnp.argmax(logits_fn(x_adv), axis=-1) == targets))
@@ -127,11 +127,11 @@ def _constant_key_logits(logits_fn):
 
 # Each variant, with its extra ingredient switched off, must be BIM exactly.
 REDUCES_TO_BIM = {
-    "mifgsm_without_momentum": lambda f: functools.partial(attacks.mifgsm, f, decay=0.0),
-    "nifgsm_without_momentum": lambda f: functools.partial(attacks.nifgsm, f, decay=0.0),
-    "difgsm_without_diversity": lambda f: functools.partial(attacks.difgsm, f, diversity_prob=0.0),
+    "mifgsm_without_momentum": lambda f: functools.partial(attacks.mifgsm, f, bounds=BOUNDS, decay=0.0),
+    "nifgsm_without_momentum": lambda f: functools.partial(attacks.nifgsm, f, bounds=BOUNDS, decay=0.0),
+    "difgsm_without_diversity": lambda f: functools.partial(attacks.difgsm, f, bounds=BOUNDS, diversity_prob=0.0),
     "eotpgd_on_a_deterministic_model": lambda f: functools.partial(
-        attacks.eotpgd, _constant_key_logits(f), stochastic=True, random_start=False
+        attacks.eotpgd, _constant_key_logits(f), stochastic=True, random_start=False, bounds=BOUNDS
     ),
 }
 
@@ -140,7 +140,7 @@ REDUCES_TO_BIM = {
 def test_variants_reduce_to_bim(variant):
     logits_fn, x, y = mlp_problem(32)
     kwargs = dict(eps=0.1, alpha=0.03, steps=4)
-    expected = jax.jit(lambda x_, y_: attacks.bim(logits_fn, x_, y_, KEY, **kwargs))(x, y)
+    expected = jax.jit(lambda x_, y_: attacks.bim(logits_fn, x_, y_, KEY, bounds=BOUNDS, **kwargs))(x, y)
     attack = REDUCES_TO_BIM[variant](logits_fn)
     np.testing.assert_array_equal(np.asarray(jax.jit(lambda x_, y_: attack(x_, y_, KEY, **kwargs))(x, y)), np.asarray(expected))
 

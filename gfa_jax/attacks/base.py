@@ -2,7 +2,7 @@
 
 Calling convention (every attack in this package follows it)::
 
-    x_adv = attack(logits_fn, x, y, key, *, eps=..., bounds=(-1.0, 1.0), loss="ce", ...)
+    x_adv = attack(logits_fn, x, y, key, *, eps=..., bounds=(lo, hi), loss="ce", ...)
 
 - ``logits_fn``: batched function ``x -> logits`` (e.g. ``lambda x: model.apply({'params': p}, x)``).
   Closing over traced parameters is fine, so ``jax.vmap`` over stacked seeds works.
@@ -10,6 +10,9 @@ Calling convention (every attack in this package follows it)::
   target labels when ``targeted=True``).
 - ``key``: a ``jax.random`` key (used or not, always accepted so the registry can call every attack
   the same way).
+- ``bounds``: the box of valid inputs of *your* model, required (a call without it is a
+  ``TypeError`` naming it): images in [0, 1] need ``bounds=(0.0, 1.0)``, gfa-jax's own models take
+  [-1, 1] (``gfa_jax.data.MODEL_INPUT_BOUNDS``). Attacks never leave it.
 - ``eps`` and step sizes are traceable (``jax.vmap`` over an array of eps works); step counts,
   restarts and loss names are static Python values.
 - Bounded attacks return ``x_adv`` with ``x_adv`` in ``bounds`` and in the eps ball around ``x``.
@@ -28,8 +31,6 @@ from gfa_jax.losses import cross_entropy, mse_onehot
 Array = jax.Array
 LogitsFn = Callable[[Array], Array]
 Bounds = tuple[float, float]
-
-DEFAULT_BOUNDS: Bounds = (-1.0, 1.0)
 
 
 class MinNormResult(NamedTuple):
@@ -198,6 +199,13 @@ def register(name: str, *, norm: str, kind: str = "bounded", test_kwargs: dict[s
         return fn
 
     return decorate
+
+
+def parse_attack_names(value) -> tuple[str, ...]:
+    """Attack names from a tuple of names or from comma-separated names on the command line (where
+    ``--robustness.attacks=fgsm,pgd`` arrives as ``("fgsm,pgd",)``), lower-cased."""
+    joined = value if isinstance(value, str) else ",".join(value)
+    return tuple(name.strip().lower() for name in joined.split(",") if name.strip())
 
 
 def get_attack(name: str) -> AttackSpec:

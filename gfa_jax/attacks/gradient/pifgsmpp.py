@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from gfa_jax.attacks._iterative import (
+from gfa_jax.attacks.gradient._iterative import (
     DEFAULT_UNROLL,
     RANGE_WIDTH,
     objective_gradient,
     patchwise_ascent,
 )
-from gfa_jax.attacks.base import DEFAULT_BOUNDS, Array, Bounds, LogitsFn, register
+from gfa_jax.attacks.base import Array, Bounds, LogitsFn, register
 
 
 def gaussian_kernel(size: int = 3, nsig: float = 3.0) -> np.ndarray:
@@ -32,14 +32,14 @@ def pifgsmpp(
     steps: int = 10,
     amplification=10.0,
     project_factor=0.8,
-    bounds: Bounds = DEFAULT_BOUNDS,
+    bounds: Bounds,
     loss: str = "ce",
     targeted: bool = False,
     unroll: bool | int | None = DEFAULT_UNROLL,
 ) -> Array:
     """Patch-wise++ iterative FGSM (Gao et al. 2020b), as torchattacks' ``PIFGSMPP``. Distance: L-inf.
 
-    PI-FGSM (:mod:`gfa_jax.attacks.pifgsm`) whose gradient is first smoothed by a 3x3 Gaussian
+    PI-FGSM (:mod:`gfa_jax.attacks.gradient.pifgsm`) whose gradient is first smoothed by a 3x3 Gaussian
     (``nsig = 3``) and whose projection term is scaled by ``project_factor``:
     ``gamma = project_factor * amplification * eps / steps``.
 

@@ -2,14 +2,14 @@
 [https://arxiv.org/abs/1710.06081]."""
 from __future__ import annotations
 
-from gfa_jax.attacks._iterative import (
+from gfa_jax.attacks.gradient._iterative import (
     DEFAULT_UNROLL,
     RANGE_WIDTH,
     linf_sign_ascent,
     objective_gradient,
     step_size,
 )
-from gfa_jax.attacks.base import DEFAULT_BOUNDS, Array, Bounds, LogitsFn, register
+from gfa_jax.attacks.base import Array, Bounds, LogitsFn, register
 
 
 @register("mifgsm", norm="linf", test_kwargs={"steps": 3})
@@ -23,7 +23,7 @@ def mifgsm(
     alpha=None,
     steps: int = 10,
     decay=1.0,
-    bounds: Bounds = DEFAULT_BOUNDS,
+    bounds: Bounds,
     loss: str = "ce",
     targeted: bool = False,
     unroll: bool | int | None = DEFAULT_UNROLL,

@@ -4,9 +4,9 @@ Neural Networks', S&P 2017 [https://arxiv.org/abs/1608.04644], objective f6 with
 by Madry et al.'s PGD)."""
 from __future__ import annotations
 
-from gfa_jax.attacks._iterative import DEFAULT_UNROLL, RANGE_WIDTH
-from gfa_jax.attacks.base import DEFAULT_BOUNDS, Array, Bounds, LogitsFn, register
-from gfa_jax.attacks.pgd import pgd
+from gfa_jax.attacks.gradient._iterative import DEFAULT_UNROLL, RANGE_WIDTH
+from gfa_jax.attacks.base import Array, Bounds, LogitsFn, register
+from gfa_jax.attacks.gradient.pgd import pgd
 
 
 @register("cw_linf", norm="linf", test_kwargs={"steps": 3})
@@ -20,7 +20,7 @@ def cw_linf(
     alpha=None,
     steps: int = 30,
     random_start: bool = True,
-    bounds: Bounds = DEFAULT_BOUNDS,
+    bounds: Bounds,
     targeted: bool = False,
     unroll: bool | int | None = DEFAULT_UNROLL,
 ) -> Array:

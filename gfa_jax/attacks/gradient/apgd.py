@@ -38,7 +38,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from gfa_jax.attacks.base import (
-    DEFAULT_BOUNDS,
     Array,
     Bounds,
     LogitsFn,
@@ -273,7 +272,7 @@ def apgd(
     key,
     *,
     eps,
-    bounds: Bounds = DEFAULT_BOUNDS,
+    bounds: Bounds,
     loss: str = "ce",
     norm: str = "linf",
     n_iter: int = 100,
@@ -308,7 +307,7 @@ def apgd(
 
 
 @register("apgd", norm="linf", test_kwargs={"n_iter": 5})
-def apgd_linf(logits_fn, x, y, key, *, eps, bounds=DEFAULT_BOUNDS, loss="ce", n_iter=100, n_restarts=1,
+def apgd_linf(logits_fn, x, y, key, *, eps, bounds, loss="ce", n_iter=100, n_restarts=1,
               rho=RHO, targeted=False):
     """APGD in the L-inf ball (see :func:`apgd`)."""
     return apgd(logits_fn, x, y, key, eps=eps, bounds=bounds, loss=loss, norm="linf", n_iter=n_iter,
@@ -316,7 +315,7 @@ def apgd_linf(logits_fn, x, y, key, *, eps, bounds=DEFAULT_BOUNDS, loss="ce", n_
 
 
 @register("apgd_l2", norm="l2", test_kwargs={"n_iter": 5})
-def apgd_l2(logits_fn, x, y, key, *, eps, bounds=DEFAULT_BOUNDS, loss="ce", n_iter=100, n_restarts=1,
+def apgd_l2(logits_fn, x, y, key, *, eps, bounds, loss="ce", n_iter=100, n_restarts=1,
             rho=RHO, targeted=False):
     """APGD in the L2 ball (see :func:`apgd`)."""
     return apgd(logits_fn, x, y, key, eps=eps, bounds=bounds, loss=loss, norm="l2", n_iter=n_iter,

@@ -2,7 +2,7 @@
 ICLR 2018 [https://arxiv.org/abs/1706.06083], with torchattacks' PGDL2 start and step."""
 from __future__ import annotations
 
-from gfa_jax.attacks._iterative import (
+from gfa_jax.attacks.gradient._iterative import (
     DEFAULT_UNROLL,
     RANGE_WIDTH,
     l2_gradient_ascent,
@@ -10,7 +10,7 @@ from gfa_jax.attacks._iterative import (
     random_l2_start,
     step_size,
 )
-from gfa_jax.attacks.base import DEFAULT_BOUNDS, Array, Bounds, LogitsFn, register
+from gfa_jax.attacks.base import Array, Bounds, LogitsFn, register
 
 
 @register("pgd_l2", norm="l2", test_kwargs={"steps": 3})
@@ -24,7 +24,7 @@ def pgd_l2(
     alpha=None,
     steps: int = 10,
     random_start: bool = True,
-    bounds: Bounds = DEFAULT_BOUNDS,
+    bounds: Bounds,
     loss: str = "ce",
     targeted: bool = False,
     unroll: bool | int | None = DEFAULT_UNROLL,

@@ -25,10 +25,9 @@ from typing import NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
-from gfa_jax.attacks.apgd import apgd
-from gfa_jax.attacks.apgd_t import apgd_targeted
+from gfa_jax.attacks.gradient.apgd import apgd
+from gfa_jax.attacks.gradient.apgd_t import apgd_targeted
 from gfa_jax.attacks.base import (
-    DEFAULT_BOUNDS,
     Array,
     Bounds,
     LogitsFn,
@@ -37,8 +36,8 @@ from gfa_jax.attacks.base import (
     project_linf,
     register,
 )
-from gfa_jax.attacks.fab import fab_bounded
-from gfa_jax.attacks.square import square_attack
+from gfa_jax.attacks.minimum_norm.fab import fab_bounded
+from gfa_jax.attacks.black_box.square import square_attack
 
 STANDARD = ("apgd-ce", "apgd-t", "fab-t", "square")
 PLUS = ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t")
@@ -104,7 +103,7 @@ def run_member(name: str, logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, 
     raise ValueError(f"Unknown AutoAttack member {name!r}")
 
 
-def autoattack_report(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Bounds = DEFAULT_BOUNDS,
+def autoattack_report(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Bounds,
                       norm: str = "linf", version: str = "standard", attacks: Sequence[str] | None = None,
                       n_iter: int = 100, n_target_classes: int = 9, n_queries: int = 5000) -> AutoAttackReport:
     """AutoAttack with its per-sample record (see :class:`AutoAttackReport`).
@@ -131,7 +130,7 @@ def autoattack_report(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
     return AutoAttackReport(project(x_adv, x, eps, bounds), first, jnp.stack(accs))
 
 
-def autoattack(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Bounds = DEFAULT_BOUNDS,
+def autoattack(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Bounds,
                norm: str = "linf", version: str = "standard", attacks: Sequence[str] | None = None,
                n_iter: int = 100, n_target_classes: int = 9, n_queries: int = 5000) -> Array:
     """AutoAttack: returns ``x_adv`` (the first successful member's point per sample, else ``x``)."""
@@ -144,7 +143,7 @@ _TEST_KW = {"n_iter": 2, "n_target_classes": 1, "n_queries": 3}
 
 
 @register("autoattack", norm="linf", test_kwargs=_TEST_KW)
-def autoattack_linf(logits_fn, x, y, key, *, eps, bounds=DEFAULT_BOUNDS, version="standard", attacks=None,
+def autoattack_linf(logits_fn, x, y, key, *, eps, bounds, version="standard", attacks=None,
                     n_iter=100, n_target_classes=9, n_queries=5000):
     """AutoAttack in the L-inf ball (see :func:`autoattack`)."""
     return autoattack(logits_fn, x, y, key, eps=eps, bounds=bounds, norm="linf", version=version, attacks=attacks,
@@ -152,7 +151,7 @@ def autoattack_linf(logits_fn, x, y, key, *, eps, bounds=DEFAULT_BOUNDS, version
 
 
 @register("autoattack_l2", norm="l2", test_kwargs=_TEST_KW)
-def autoattack_l2(logits_fn, x, y, key, *, eps, bounds=DEFAULT_BOUNDS, version="standard", attacks=None,
+def autoattack_l2(logits_fn, x, y, key, *, eps, bounds, version="standard", attacks=None,
                   n_iter=100, n_target_classes=9, n_queries=5000):
     """AutoAttack in the L2 ball (see :func:`autoattack`; FAB members are skipped for L2)."""
     return autoattack(logits_fn, x, y, key, eps=eps, bounds=bounds, norm="l2", version=version, attacks=attacks,

@@ -2,14 +2,14 @@
 ICLR 2017 workshop [https://arxiv.org/abs/1607.02533]."""
 from __future__ import annotations
 
-from gfa_jax.attacks._iterative import (
+from gfa_jax.attacks.gradient._iterative import (
     DEFAULT_UNROLL,
     RANGE_WIDTH,
     linf_sign_ascent,
     objective_gradient,
     step_size,
 )
-from gfa_jax.attacks.base import DEFAULT_BOUNDS, Array, Bounds, LogitsFn, register
+from gfa_jax.attacks.base import Array, Bounds, LogitsFn, register
 
 
 @register("bim", norm="linf", test_kwargs={"steps": 3})
@@ -22,7 +22,7 @@ def bim(
     eps=RANGE_WIDTH * 8 / 255,
     alpha=None,
     steps: int = 10,
-    bounds: Bounds = DEFAULT_BOUNDS,
+    bounds: Bounds,
     loss: str = "ce",
     targeted: bool = False,
     unroll: bool | int | None = DEFAULT_UNROLL,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from gfa_jax.attacks._iterative import (
+from gfa_jax.attacks.gradient._iterative import (
     DEFAULT_UNROLL,
     RANGE_WIDTH,
     linf_sign_ascent,
@@ -14,7 +14,6 @@ from gfa_jax.attacks._iterative import (
     step_size,
 )
 from gfa_jax.attacks.base import (
-    DEFAULT_BOUNDS,
     Array,
     Bounds,
     LogitsFn,
@@ -74,7 +73,7 @@ def difgsm(
     resize_rate: float = 0.9,
     diversity_prob=0.5,
     random_start: bool = False,
-    bounds: Bounds = DEFAULT_BOUNDS,
+    bounds: Bounds,
     loss: str = "ce",
     targeted: bool = False,
     unroll: bool | int | None = DEFAULT_UNROLL,

@@ -33,7 +33,6 @@ import optax
 from jax import lax
 
 from gfa_jax.attacks.base import (
-    DEFAULT_BOUNDS,
     Array,
     Bounds,
     LogitsFn,
@@ -76,7 +75,7 @@ def cw_l2(
     y: Array,
     key: Array | None = None,
     *,
-    bounds: Bounds = DEFAULT_BOUNDS,
+    bounds: Bounds,
     targeted: bool = False,
     kappa: float = 0.0,
     initial_const: float = 1e-3,

@@ -29,7 +29,6 @@ import jax.numpy as jnp
 from jax import lax
 
 from gfa_jax.attacks.base import (
-    DEFAULT_BOUNDS,
     Array,
     Bounds,
     LogitsFn,
@@ -46,7 +45,7 @@ def jsma(
     y: Array,
     key: Array | None = None,
     *,
-    bounds: Bounds = DEFAULT_BOUNDS,
+    bounds: Bounds,
     theta: float = 1.0,
     gamma: float = 0.1,
     targeted: bool = False,

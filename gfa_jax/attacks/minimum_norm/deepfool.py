@@ -25,7 +25,6 @@ import jax.numpy as jnp
 from jax import lax
 
 from gfa_jax.attacks.base import (
-    DEFAULT_BOUNDS,
     Array,
     Bounds,
     LogitsFn,
@@ -115,7 +114,7 @@ def deepfool(
     y: Array,
     key: Array | None = None,
     *,
-    bounds: Bounds = DEFAULT_BOUNDS,
+    bounds: Bounds,
     max_iter: int = 50,
     overshoot: float = 0.02,
     num_classes: int | None = None,
@@ -144,7 +143,7 @@ def deepfool_linf(
     y: Array,
     key: Array | None = None,
     *,
-    bounds: Bounds = DEFAULT_BOUNDS,
+    bounds: Bounds,
     max_iter: int = 50,
     overshoot: float = 0.02,
     num_classes: int | None = None,

@@ -33,7 +33,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from gfa_jax.attacks.base import (
-    DEFAULT_BOUNDS,
     Array,
     Bounds,
     LogitsFn,
@@ -138,7 +137,7 @@ def _to_4d(x: Array) -> Array:
     raise ValueError(f"Square attack expects [B, H, W, C], [B, H, W] or [B, D] inputs, got {x.shape}")
 
 
-def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Bounds = DEFAULT_BOUNDS,
+def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Bounds,
                       norm: str = "linf", n_queries: int = 5000, p_init: float = P_INIT, loss: str = "margin",
                       rescale_schedule: bool = True):
     """One Square run on the whole batch.
@@ -238,7 +237,7 @@ def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
     return x_best.reshape(orig_shape), margin_min, loss_min, margin_init, loss_init
 
 
-def square_attack(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Bounds = DEFAULT_BOUNDS,
+def square_attack(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Bounds,
                   norm: str = "linf", n_queries: int = 5000, p_init: float = P_INIT, n_restarts: int = 1,
                   loss: str = "margin", rescale_schedule: bool = True) -> Array:
     """Square attack (untargeted); ``norm``, ``n_queries``, ``n_restarts``, ``loss`` are static.
@@ -270,7 +269,7 @@ def square_attack(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: 
 
 
 @register("square", norm="linf", test_kwargs={"n_queries": 10})
-def square(logits_fn, x, y, key, *, eps, bounds=DEFAULT_BOUNDS, n_queries=5000, p_init=P_INIT, n_restarts=1,
+def square(logits_fn, x, y, key, *, eps, bounds, n_queries=5000, p_init=P_INIT, n_restarts=1,
            loss="margin", rescale_schedule=True):
     """Square attack in the L-inf ball (see :func:`square_attack`)."""
     return square_attack(logits_fn, x, y, key, eps=eps, bounds=bounds, norm="linf", n_queries=n_queries,
@@ -278,7 +277,7 @@ def square(logits_fn, x, y, key, *, eps, bounds=DEFAULT_BOUNDS, n_queries=5000, 
 
 
 @register("square_l2", norm="l2", test_kwargs={"n_queries": 10})
-def square_l2(logits_fn, x, y, key, *, eps, bounds=DEFAULT_BOUNDS, n_queries=5000, p_init=P_INIT, n_restarts=1,
+def square_l2(logits_fn, x, y, key, *, eps, bounds, n_queries=5000, p_init=P_INIT, n_restarts=1,
               loss="margin", rescale_schedule=True):
     """Square attack in the L2 ball (see :func:`square_attack`)."""
     return square_attack(logits_fn, x, y, key, eps=eps, bounds=bounds, norm="l2", n_queries=n_queries,

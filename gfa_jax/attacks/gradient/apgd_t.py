@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from gfa_jax.attacks.apgd import RHO, _project, run_with_restarts
+from gfa_jax.attacks.gradient.apgd import RHO, _project, run_with_restarts
 from gfa_jax.attacks.base import (
-    DEFAULT_BOUNDS,
     Array,
     Bounds,
     LogitsFn,
@@ -33,7 +32,7 @@ def apgd_targeted(
     key,
     *,
     eps,
-    bounds: Bounds = DEFAULT_BOUNDS,
+    bounds: Bounds,
     norm: str = "linf",
     n_iter: int = 100,
     n_target_classes: int = 9,
@@ -67,7 +66,7 @@ def apgd_targeted(
 
 
 @register("apgd_t", norm="linf", test_kwargs={"n_iter": 4, "n_target_classes": 2})
-def apgd_t(logits_fn, x, y, key, *, eps, bounds=DEFAULT_BOUNDS, n_iter=100, n_target_classes=9,
+def apgd_t(logits_fn, x, y, key, *, eps, bounds, n_iter=100, n_target_classes=9,
            n_restarts=1, rho=RHO):
     """APGD-T in the L-inf ball (see :func:`apgd_targeted`)."""
     return apgd_targeted(logits_fn, x, y, key, eps=eps, bounds=bounds, norm="linf", n_iter=n_iter,
@@ -75,7 +74,7 @@ def apgd_t(logits_fn, x, y, key, *, eps, bounds=DEFAULT_BOUNDS, n_iter=100, n_ta
 
 
 @register("apgd_t_l2", norm="l2", test_kwargs={"n_iter": 4, "n_target_classes": 2})
-def apgd_t_l2(logits_fn, x, y, key, *, eps, bounds=DEFAULT_BOUNDS, n_iter=100, n_target_classes=9,
+def apgd_t_l2(logits_fn, x, y, key, *, eps, bounds, n_iter=100, n_target_classes=9,
               n_restarts=1, rho=RHO):
     """APGD-T in the L2 ball (see :func:`apgd_targeted`)."""
     return apgd_targeted(logits_fn, x, y, key, eps=eps, bounds=bounds, norm="l2", n_iter=n_iter,

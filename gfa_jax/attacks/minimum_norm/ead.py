@@ -10,7 +10,7 @@ as the authors' ``en_attack.py``::
 where ``S_beta`` shrinks ``v - x`` towards 0 by ``beta`` (soft thresholding, the reference thresholds
 by ``beta`` itself, not ``a_k * beta``) and ``f`` is the C&W hinge ``max(Z_y - max_{j != y} Z_j +
 kappa, 0)`` (targeted: ``max(max_{j != t} Z_j - Z_t + kappa, 0)``). ``c`` is binary-searched per
-sample exactly as in C&W (:mod:`gfa_jax.attacks.cw`), starting at ``initial_const``.
+sample exactly as in C&W (:mod:`gfa_jax.attacks.minimum_norm.cw`), starting at ``initial_const``.
 
 Decision rule: among all adversarial iterates ``x_k`` of all search steps, keep the one with the
 smallest elastic-net distance ``||.||_2^2 + beta ||.||_1`` ('EN', registered as ``ead_en``) or the
@@ -19,7 +19,7 @@ search are the same for both, so the L1 rule's result never has a larger L1 norm
 
 Defaults as in the reference: ``beta=1e-3``, ``kappa=0``, ``initial_const=1e-3``,
 ``binary_search_steps=9``, ``steps=1000``, ``learning_rate=1e-2``, ``abort_early=True``.
-Deviation: the early-abort test is per sample (see :mod:`gfa_jax.attacks.cw`).
+Deviation: the early-abort test is per sample (see :mod:`gfa_jax.attacks.minimum_norm.cw`).
 """
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ import jax.numpy as jnp
 from jax import lax
 
 from gfa_jax.attacks.base import (
-    DEFAULT_BOUNDS,
     Array,
     Bounds,
     LogitsFn,
@@ -38,7 +37,7 @@ from gfa_jax.attacks.base import (
     per_sample_norm,
     register,
 )
-from gfa_jax.attacks.cw import _sq_l2, binary_search_update, cw_margin_terms
+from gfa_jax.attacks.minimum_norm.cw import _sq_l2, binary_search_update, cw_margin_terms
 
 _TEST_KWARGS = {"steps": 10, "binary_search_steps": 2}
 
@@ -56,7 +55,7 @@ def ead(
     y: Array,
     key: Array | None = None,
     *,
-    bounds: Bounds = DEFAULT_BOUNDS,
+    bounds: Bounds,
     decision_rule: str = "EN",
     targeted: bool = False,
     kappa: float = 0.0,
@@ -164,13 +163,13 @@ def ead(
 
 @register("ead_en", norm="l1", kind="minimum_norm", test_kwargs=_TEST_KWARGS)
 def ead_en(logits_fn: LogitsFn, x: Array, y: Array, key: Array | None = None, *,
-           bounds: Bounds = DEFAULT_BOUNDS, **kwargs) -> MinNormResult:
+           bounds: Bounds, **kwargs) -> MinNormResult:
     """EAD with the elastic-net decision rule. Keyword arguments as :func:`ead`."""
     return ead(logits_fn, x, y, key, bounds=bounds, decision_rule="EN", **kwargs)
 
 
 @register("ead_l1", norm="l1", kind="minimum_norm", test_kwargs=_TEST_KWARGS)
 def ead_l1(logits_fn: LogitsFn, x: Array, y: Array, key: Array | None = None, *,
-           bounds: Bounds = DEFAULT_BOUNDS, **kwargs) -> MinNormResult:
+           bounds: Bounds, **kwargs) -> MinNormResult:
     """EAD with the L1 decision rule. Keyword arguments as :func:`ead`."""
     return ead(logits_fn, x, y, key, bounds=bounds, decision_rule="L1", **kwargs)

@@ -2,14 +2,14 @@
 [https://arxiv.org/abs/2001.03994]."""
 from __future__ import annotations
 
-from gfa_jax.attacks._iterative import (
+from gfa_jax.attacks.gradient._iterative import (
     RANGE_WIDTH,
     linf_sign_step,
     objective_gradient,
     step_size,
     uniform_linf_start,
 )
-from gfa_jax.attacks.base import DEFAULT_BOUNDS, Array, Bounds, LogitsFn, register
+from gfa_jax.attacks.base import Array, Bounds, LogitsFn, register
 
 
 @register("ffgsm", norm="linf")
@@ -21,7 +21,7 @@ def ffgsm(
     *,
     eps=RANGE_WIDTH * 8 / 255,
     alpha=None,
-    bounds: Bounds = DEFAULT_BOUNDS,
+    bounds: Bounds,
     loss: str = "ce",
     targeted: bool = False,
 ) -> Array:

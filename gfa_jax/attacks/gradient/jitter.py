@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from gfa_jax.attacks._iterative import (
+from gfa_jax.attacks.gradient._iterative import (
     DEFAULT_UNROLL,
     RANGE_WIDTH,
     linf_sign_ascent,
@@ -13,7 +13,6 @@ from gfa_jax.attacks._iterative import (
     step_size,
 )
 from gfa_jax.attacks.base import (
-    DEFAULT_BOUNDS,
     Array,
     Bounds,
     LogitsFn,
@@ -62,7 +61,7 @@ def jitter(
     scale=10.0,
     std=0.1,
     random_start: bool = True,
-    bounds: Bounds = DEFAULT_BOUNDS,
+    bounds: Bounds,
     loss: str = "mse",
     targeted: bool = False,
     unroll: bool | int | None = DEFAULT_UNROLL,

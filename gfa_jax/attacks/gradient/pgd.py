@@ -2,7 +2,7 @@
 ICLR 2018 [https://arxiv.org/abs/1706.06083]."""
 from __future__ import annotations
 
-from gfa_jax.attacks._iterative import (
+from gfa_jax.attacks.gradient._iterative import (
     DEFAULT_UNROLL,
     RANGE_WIDTH,
     linf_sign_ascent,
@@ -10,7 +10,7 @@ from gfa_jax.attacks._iterative import (
     objective_gradient,
     step_size,
 )
-from gfa_jax.attacks.base import DEFAULT_BOUNDS, Array, Bounds, LogitsFn, register
+from gfa_jax.attacks.base import Array, Bounds, LogitsFn, register
 
 
 @register("pgd", norm="linf", test_kwargs={"steps": 3})
@@ -24,7 +24,7 @@ def pgd(
     alpha=None,
     steps: int = 10,
     random_start: bool = True,
-    bounds: Bounds = DEFAULT_BOUNDS,
+    bounds: Bounds,
     loss: str = "ce",
     targeted: bool = False,
     unroll: bool | int | None = DEFAULT_UNROLL,

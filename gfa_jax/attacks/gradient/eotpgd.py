@@ -7,7 +7,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from gfa_jax.attacks._iterative import (
+from gfa_jax.attacks.gradient._iterative import (
     DEFAULT_UNROLL,
     RANGE_WIDTH,
     linf_sign_ascent,
@@ -17,7 +17,6 @@ from gfa_jax.attacks._iterative import (
     step_size,
 )
 from gfa_jax.attacks.base import (
-    DEFAULT_BOUNDS,
     Array,
     Bounds,
     attack_objective,
@@ -55,7 +54,7 @@ def eotpgd(
     eot_iter: int = 2,
     random_start: bool = True,
     stochastic: bool = False,
-    bounds: Bounds = DEFAULT_BOUNDS,
+    bounds: Bounds,
     loss: str = "ce",
     targeted: bool = False,
     unroll: bool | int | None = DEFAULT_UNROLL,

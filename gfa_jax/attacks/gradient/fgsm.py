@@ -2,8 +2,8 @@
 [https://arxiv.org/abs/1412.6572]."""
 from __future__ import annotations
 
-from gfa_jax.attacks._iterative import RANGE_WIDTH, linf_sign_step, objective_gradient
-from gfa_jax.attacks.base import DEFAULT_BOUNDS, Array, Bounds, LogitsFn, register
+from gfa_jax.attacks.gradient._iterative import RANGE_WIDTH, linf_sign_step, objective_gradient
+from gfa_jax.attacks.base import Array, Bounds, LogitsFn, register
 
 
 @register("fgsm", norm="linf")
@@ -14,7 +14,7 @@ def fgsm(
     key: Array,
     *,
     eps=RANGE_WIDTH * 8 / 255,
-    bounds: Bounds = DEFAULT_BOUNDS,
+    bounds: Bounds,
     loss: str = "ce",
     targeted: bool = False,
 ) -> Array:

@@ -2,13 +2,13 @@
 [https://arxiv.org/abs/2007.06765]."""
 from __future__ import annotations
 
-from gfa_jax.attacks._iterative import (
+from gfa_jax.attacks.gradient._iterative import (
     DEFAULT_UNROLL,
     RANGE_WIDTH,
     objective_gradient,
     patchwise_ascent,
 )
-from gfa_jax.attacks.base import DEFAULT_BOUNDS, Array, Bounds, LogitsFn, register
+from gfa_jax.attacks.base import Array, Bounds, LogitsFn, register
 
 
 @register("pifgsm", norm="linf", test_kwargs={"steps": 3})
@@ -21,7 +21,7 @@ def pifgsm(
     eps=RANGE_WIDTH * 16 / 255,
     steps: int = 10,
     amplification=10.0,
-    bounds: Bounds = DEFAULT_BOUNDS,
+    bounds: Bounds,
     loss: str = "ce",
     targeted: bool = False,
     unroll: bool | int | None = DEFAULT_UNROLL,
@@ -31,7 +31,7 @@ def pifgsm(
     Steps of size ``amplification * eps / steps``; the part of the accumulated noise that the eps
     ball cuts off is spread onto each pixel's 3x3 neighbourhood by the project kernel (uniform,
     zero centre), with ``gamma = amplification * eps / steps``. The loop is
-    :func:`gfa_jax.attacks._iterative.patchwise_ascent` with ``project_factor = 1``.
+    :func:`gfa_jax.attacks.gradient._iterative.patchwise_ascent` with ``project_factor = 1``.
 
     torchattacks' ``momentum`` and ``prob`` arguments are unused there and are left out here.
     torchattacks has no targeted mode for PIFGSM; ``targeted=True`` here descends the loss of ``y``.

@@ -38,7 +38,6 @@ import jax
 import jax.numpy as jnp
 
 from gfa_jax.attacks.base import (
-    DEFAULT_BOUNDS,
     Array,
     Bounds,
     LogitsFn,
@@ -216,7 +215,7 @@ def _fab_runs(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Boun
     return x_adv, fooled
 
 
-def fab_minimum_norm(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps=0.3, bounds: Bounds = DEFAULT_BOUNDS,
+def fab_minimum_norm(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps=0.3, bounds: Bounds,
                      targeted: bool = False, n_iter: int = 100, n_restarts: int = 1, n_target_classes: int = 9,
                      alpha_max: float = ALPHA_MAX, eta: float = ETA, beta: float = BETA) -> MinNormResult:
     """FAB (L-inf) as a minimum-norm attack: the smallest misclassified perturbation over all runs.
@@ -231,7 +230,7 @@ def fab_minimum_norm(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps=0.3, b
     return MinNormResult(x_adv, success, norm)
 
 
-def fab_bounded(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Bounds = DEFAULT_BOUNDS,
+def fab_bounded(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Bounds,
                 targeted: bool = False, n_iter: int = 100, n_restarts: int = 1, n_target_classes: int = 9,
                 alpha_max: float = ALPHA_MAX, eta: float = ETA, beta: float = BETA) -> Array:
     """FAB (L-inf) as used by AutoAttack: first result within eps kept, others returned unchanged."""
@@ -242,7 +241,7 @@ def fab_bounded(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Bo
 
 
 @register("fab", norm="linf", test_kwargs={"n_iter": 4})
-def fab(logits_fn, x, y, key, *, eps, bounds=DEFAULT_BOUNDS, n_iter=100, n_restarts=1, alpha_max=ALPHA_MAX,
+def fab(logits_fn, x, y, key, *, eps, bounds, n_iter=100, n_restarts=1, alpha_max=ALPHA_MAX,
         eta=ETA, beta=BETA):
     """Untargeted FAB (L-inf), bounded: see :func:`fab_bounded`."""
     return fab_bounded(logits_fn, x, y, key, eps=eps, bounds=bounds, targeted=False, n_iter=n_iter,
@@ -250,7 +249,7 @@ def fab(logits_fn, x, y, key, *, eps, bounds=DEFAULT_BOUNDS, n_iter=100, n_resta
 
 
 @register("fab_t", norm="linf", test_kwargs={"n_iter": 4, "n_target_classes": 2})
-def fab_t(logits_fn, x, y, key, *, eps, bounds=DEFAULT_BOUNDS, n_iter=100, n_restarts=1, n_target_classes=9,
+def fab_t(logits_fn, x, y, key, *, eps, bounds, n_iter=100, n_restarts=1, n_target_classes=9,
           alpha_max=ALPHA_MAX, eta=ETA, beta=BETA):
     """FAB-T (targeted FAB over the top ``n_target_classes`` classes, L-inf), bounded: see :func:`fab_bounded`."""
     return fab_bounded(logits_fn, x, y, key, eps=eps, bounds=bounds, targeted=True, n_iter=n_iter,

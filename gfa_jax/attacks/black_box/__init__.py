@@ -1,0 +1,1 @@
+"""Score-based black-box attacks: only the logits, no gradient (Square)."""

@@ -1,0 +1,1 @@
+"""Ensembles of attacks with a per-sample worst case (AutoAttack)."""
