@@ -2,19 +2,36 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+LOCK := requirements/py311.lock
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 # Our shared offline data, when it sits beside the checkout; tests that use it skip without it.
 export GFA_JAX_SHARED_DATA ?= $(abspath $(wildcard ../shared/data))
 
-.PHONY: setup quickstart test test-all fashion-mnist benchmarks
+.PHONY: setup quickstart test test-all lock fashion-mnist benchmarks
 
-$(VENV)/.installed: pyproject.toml
+# The pinned, hash-checked versions of the lock file on Python 3.11 (what CI tests); on another
+# Python, the ranges of pyproject.toml.
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	@if $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then \
+	  $(PY) -m pip install --quiet --require-hashes -r $(LOCK) && \
+	  $(PY) -m pip install --quiet --no-deps -e . ; \
+	else \
+	  echo "Python is not 3.11: installing from the ranges in pyproject.toml, not the lock file $(LOCK)."; \
+	  $(PY) -m pip install --quiet -e '.[test]' ; \
+	fi
 	touch $@
 
 setup: $(VENV)/.installed
+
+# Re-resolve the lock file from pyproject.toml (newest versions in its ranges), then test on it.
+lock:
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet 'pip-tools>=7.6,<8'
+	.venv-lock/bin/pip-compile --quiet --upgrade --generate-hashes --allow-unsafe --strip-extras \
+	  --extra test -o $(LOCK) pyproject.toml
+	$(MAKE) test
 
 # Debian ships Fashion-MNIST's IDX files; the quickstart trains on them offline.
 fashion-mnist:

@@ -33,8 +33,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import machine_info, matmul_peak_flops, time_jitted  # noqa: E402
 from gfa_jax import config as gfa_config  # noqa: E402
-from gfa_jax import multiseed, train  # noqa: E402
-from gfa_jax.objectives import make_objective  # noqa: E402
+from gfa_jax.training import multiseed, optimizers, train_state, train_step  # noqa: E402
+from gfa_jax.defenses.compose import make_objective  # noqa: E402
 
 INPUT_SHAPES = {"paper_cnn": (32, 32, 3), "paper_mlp": (28, 28, 1), "mnist_4fc": (28, 28, 1),
                 "mnist_3conv2fc": (28, 28, 1)}
@@ -56,7 +56,7 @@ def strategy_config(model_name: str, strategy: str, task_loss: str = "mse"):
         if model_name != "paper_cnn":
             raise ValueError("The denoise strategy needs --model paper_cnn (it swaps in paper_cnn_denoise).")
         config.model.name = "paper_cnn_denoise"
-    elif strategy == "layerwise":  # every Dense / Conv output perturbed (gfa_jax.layerwise)
+    elif strategy == "layerwise":  # every Dense / Conv output perturbed (gfa_jax.defenses.layerwise)
         config.layerwise.enabled = True
     return config
 
@@ -65,8 +65,8 @@ def jax_case(model_name: str, strategy: str, num_seeds: int, batch: int, steps: 
              seed_chunk: int | None = None, task_loss: str = "mse") -> dict:
     config = strategy_config(model_name, strategy, task_loss)
     config.batch_size = batch  # the layer-wise carry holds one gradient per sample of a batch
-    model = train.make_model(config, num_classes=10)
-    tx = train.make_optimizer(config, total_steps=1000)
+    model = train_state.make_model(config, num_classes=10)
+    tx = optimizers.make_optimizer(config, total_steps=1000)
     num_examples = batch * 4
     rng = np.random.default_rng(0)
     images = jnp.asarray(rng.integers(0, 256, (num_examples,) + INPUT_SHAPES[model_name], dtype=np.uint8))
@@ -74,10 +74,10 @@ def jax_case(model_name: str, strategy: str, num_seeds: int, batch: int, steps: 
     seeds = tuple(range(num_seeds))
     sample_x = jnp.zeros((1,) + INPUT_SHAPES[model_name])
     objective = make_objective(config, model)
-    states = jax.vmap(lambda k: train.create_train_state(k, model, tx, sample_x, objective))(multiseed.seed_keys(seeds, 0))
-    orders = train.epoch_orders(multiseed.seed_keys(seeds, 1), 0, num_examples)
-    keys = train.epoch_keys(multiseed.seed_keys(seeds, 2), 0)
-    step = train.make_multiseed_step(objective, tx, batch, seed_chunk)
+    states = jax.vmap(lambda k: train_state.create_train_state(k, model, tx, sample_x, objective))(multiseed.seed_keys(seeds, 0))
+    orders = train_step.epoch_orders(multiseed.seed_keys(seeds, 1), 0, num_examples)
+    keys = train_step.epoch_keys(multiseed.seed_keys(seeds, 2), 0)
+    step = train_step.make_multiseed_step(objective, tx, batch, seed_chunk)
     result = time_jitted(step, (states, images, labels, orders, keys, jnp.int32(1)), steps=steps, carry_first=True)
     mode = "vmap" if seed_chunk is None else f"{seed_chunk} per vmap"
     return {"impl": "jax", "model": config.model.name, "strategy": strategy, "task_loss": task_loss, "seeds": num_seeds,

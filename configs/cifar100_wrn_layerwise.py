@@ -4,11 +4,11 @@
 
 Rows: ``standard`` (WRN28-10), ``adv_input``, ``conv_all``, ``all_o`` (every layer but the stem
 convolution) and ``all_w`` (``all_o`` with adversarial inputs). ``cpu`` trains ``wrn10_1``
-(depth 10, width 1) on 5000 images. Settings: see ``configs/mnist_4fc_standard.py``; data from
+(depth 10, width 1) on 5000 images. Settings: see ``gfa_jax/paper_configs.py``; data from
 tensorflow-datasets (``cifar100``). The carry holds dL/dy of every chosen output for a whole batch
 (about 2.6M floats per sample for WRN-28-10: 1.3 GB per seed at batch 128).
 """
-from configs.mnist_4fc_standard import layerwise_paper_config
+from gfa_jax.paper_configs import layerwise_paper_config
 
 PLACEMENTS = {
     "conv_all": (("conv",), False),

@@ -2,8 +2,8 @@
 
     python -m gfa_jax.main --config configs/cifar_deep.py --workdir runs/cifar_deep
 """
-from configs import cifar_standard
+from gfa_jax.paper_configs import deepdefense_cifar
 
 
 def get_config():
-    return cifar_standard.get_config("deep")
+    return deepdefense_cifar("deep")

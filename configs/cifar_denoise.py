@@ -6,11 +6,11 @@ The model is paper_cnn_denoise (gfa_jax.models.denoise: Xie et al.'s embedded-Ga
 block + zero-initialised 1x1 conv, residual, after each conv's activation), trained like the
 standard CNN: MSE only. Its layers are the CNN's, so every layer's GFA is recorded as for the others.
 """
-from configs import cifar_standard
+from gfa_jax.paper_configs import deepdefense_cifar
 
 
 def get_config():
-    config = cifar_standard.get_config("standard")
+    config = deepdefense_cifar("standard")
     config.name = "cifar_denoise"
     config.strategy = "denoise"
     config.model.name = "paper_cnn_denoise"

@@ -2,8 +2,8 @@
 
     python -m gfa_jax.main --config configs/cifar_first.py --workdir runs/cifar_first
 """
-from configs import cifar_standard
+from gfa_jax.paper_configs import deepdefense_cifar
 
 
 def get_config():
-    return cifar_standard.get_config("first")
+    return deepdefense_cifar("first")

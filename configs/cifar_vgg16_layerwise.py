@@ -5,9 +5,9 @@
 Rows: ``standard`` (VGG16), ``adv_input``, ``conv_all`` (every convolution), ``all_o`` (every layer
 but the input one, ``conv1``, as in Tables VI-VII) and ``all_w`` (``all_o`` with adversarial
 inputs). ``cpu`` trains ``vgg16_narrow`` (1/8 of the channels) on 5000 images. Settings: see
-``configs/mnist_4fc_standard.py``; data from tensorflow-datasets (``cifar10``).
+``gfa_jax/paper_configs.py``; data from tensorflow-datasets (``cifar10``).
 """
-from configs.mnist_4fc_standard import layerwise_paper_config
+from gfa_jax.paper_configs import layerwise_paper_config
 
 PLACEMENTS = {
     "conv_all": (("conv",), False),

@@ -2,8 +2,8 @@
 
     python -m gfa_jax.main --config configs/fmnist_mlp_deep.py --workdir runs/fmnist_mlp_deep
 """
-from configs import fmnist_mlp_standard
+from gfa_jax.paper_configs import deepdefense_fmnist
 
 
 def get_config():
-    return fmnist_mlp_standard.get_config("deep")
+    return deepdefense_fmnist("deep")

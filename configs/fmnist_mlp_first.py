@@ -2,8 +2,8 @@
 
     python -m gfa_jax.main --config configs/fmnist_mlp_first.py --workdir runs/fmnist_mlp_first
 """
-from configs import fmnist_mlp_standard
+from gfa_jax.paper_configs import deepdefense_fmnist
 
 
 def get_config():
-    return fmnist_mlp_standard.get_config("first")
+    return deepdefense_fmnist("first")

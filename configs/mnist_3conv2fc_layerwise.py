@@ -5,9 +5,9 @@
 Rows: ``standard`` (DNN), ``adv_input``, ``conv2``/``conv3`` (Table V), ``conv2_3`` (= Conv-o),
 ``conv2_3_fc1``, ``all_o`` (= Conv-2&3+FC-1&2, Table VI; Table VII's All-o has the same numbers, so
 the paper's "input layer" that All-o leaves out is ``conv1``), ``conv_w`` and ``all_w`` (Table VII,
-with adversarial inputs). Settings: see ``configs/mnist_4fc_standard.py``.
+with adversarial inputs). Settings: see ``gfa_jax/paper_configs.py``.
 """
-from configs.mnist_4fc_standard import layerwise_paper_config
+from gfa_jax.paper_configs import layerwise_paper_config
 
 PLACEMENTS = {
     "conv2": (("conv2",), False),

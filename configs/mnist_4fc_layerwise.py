@@ -6,9 +6,9 @@
 The paper numbers 4FC's unit layers 1-4 (input, two hidden, output), so "FC Layer-k" is the output
 of Dense ``fc{k-1}``. Rows: ``standard`` (DNN), ``adv_input``, ``layer2``/``layer3``/``layer4``
 (Table II), ``layers2_3``/``layers3_4`` (Table III), ``all_o`` (MLPo) and ``all_w`` (MLPw: with
-adversarial inputs, Table IV). Settings: see ``configs/mnist_4fc_standard.py``.
+adversarial inputs, Table IV). Settings: see ``gfa_jax/paper_configs.py``.
 """
-from configs.mnist_4fc_standard import layerwise_paper_config
+from gfa_jax.paper_configs import layerwise_paper_config
 
 PLACEMENTS = {
     "layer2": (("fc1",), False),

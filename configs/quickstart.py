@@ -6,11 +6,11 @@ Reads Debian's Fashion-MNIST IDX files (``apt-get install dataset-fashion-mnist`
 together on 10,000 training images for 3 epochs, reports test accuracy and per-layer GFA, then a
 short robustness report (FGSM, PGD, APGD, DeepFool) in ``runs/quickstart/robustness/``.
 """
-from configs import fmnist_mlp_standard
+from gfa_jax.paper_configs import deepdefense_fmnist
 
 
 def get_config():
-    config = fmnist_mlp_standard.get_config("deep")
+    config = deepdefense_fmnist("deep")
     config.name = "quickstart"
     config.data.source = "idx"
     config.data.train_size = 10000
@@ -19,5 +19,5 @@ def get_config():
     # A short robustness report: four attacks on 500 commonly-correct test samples.
     config.robustness.attacks = ("fgsm", "pgd", "apgd", "deepfool")
     config.robustness.num_samples = 500
-    config.robustness.attack_kwargs = '{"apgd": {"n_iter": 20}}'
+    config.robustness.attack_options.apgd.n_iter = 20
     return config

@@ -7,11 +7,14 @@ so an override of a key that does not exist (``--config.optimizer.lr=...``) fail
 from __future__ import annotations
 
 import difflib
+import inspect
 import json
+import math
 
 import ml_collections
+from ml_collections.config_dict import placeholder
 
-from gfa_jax import data
+from gfa_jax import attacks, data
 from gfa_jax.losses import TASK_LOSSES
 from gfa_jax.models import MODELS, get_model
 
@@ -43,14 +46,14 @@ def base_config() -> ml_collections.ConfigDict:
     config.model = ml_collections.ConfigDict()
     config.model.name = "paper_mlp"
 
-    # Keyword arguments of gfa_jax.gfa.gfa_loss: one beta per model layer, in forward order.
+    # Keyword arguments of gfa_jax.defenses.gfa.gfa_loss: one beta per model layer, in forward order.
     config.gfa = ml_collections.ConfigDict()
     config.gfa.alpha = 1.0
     config.gfa.beta = (0.0, 0.0, 0.0)
 
     # Baselines of DeepDefense's Table 1-2 (issue: ADV, GAIE, DENOISE). ADV: train on a mix of clean
-    # and adversarial inputs (gfa_jax.adversarial_training); GAIE: reward the cosine between the
-    # input gradient and the image's edge map (gfa_jax.gaie). DENOISE is a model (paper_cnn_denoise).
+    # and adversarial inputs (gfa_jax.defenses.adversarial_training); GAIE: reward the cosine between the
+    # input gradient and the image's edge map (gfa_jax.defenses.gaie). DENOISE is a model (paper_cnn_denoise).
     config.adversarial = ml_collections.ConfigDict()
     config.adversarial.enabled = False
     config.adversarial.attack = "pgd"
@@ -60,7 +63,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.gaie = ml_collections.ConfigDict()
     config.gaie.weight = 0.0
 
-    # Layer-wise adversarial training (gfa_jax.layerwise): perturb chosen layers' outputs with
+    # Layer-wise adversarial training (gfa_jax.defenses.layerwise): perturb chosen layers' outputs with
     # eps * |W| ... * sign(dL/dy) from the previous batch's gradients.
     config.layerwise = ml_collections.ConfigDict()
     config.layerwise.enabled = False
@@ -73,10 +76,12 @@ def base_config() -> ml_collections.ConfigDict:
     config.layerwise.input_adversarial = False
 
     config.optimizer = ml_collections.ConfigDict()
-    config.optimizer.name = "adam"  # adam | adamw | sgd
+    config.optimizer.name = "adam"  # any optax optimizer: adam | adamw | sgd | lion | ...
     config.optimizer.learning_rate = 1e-3
-    config.optimizer.schedule = "constant"  # constant | cosine
+    config.optimizer.schedule = "constant"  # constant | cosine | multistep
     config.optimizer.warmup_steps = 0  # linear warm-up from 0 before the schedule
+    config.optimizer.decay_epochs = (100, 150)  # multistep: multiply by decay_factor at these epochs
+    config.optimizer.decay_factor = 0.1
     config.optimizer.momentum = 0.0
     config.optimizer.nesterov = False
     config.optimizer.weight_decay = 0.0
@@ -89,7 +94,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.checkpoint = ml_collections.ConfigDict()
     config.checkpoint.max_to_keep = 2
 
-    # The robustness report that ends a run (gfa_jax.robustness): every attack over its eps grid,
+    # The robustness report that ends a run (gfa_jax.evaluation.robustness): every attack over its eps grid,
     # all seeds in one program per attack. Distances are in model-input units ([-1, 1] inputs).
     config.robustness = ml_collections.ConfigDict()
     config.robustness.enabled = True
@@ -103,10 +108,78 @@ def base_config() -> ml_collections.ConfigDict:
     config.robustness.batch_size = 500
     config.robustness.seed = 0
     config.robustness.figures = True  # example adversarials, loss landscape, feature maps
-    # Per-attack keyword arguments, e.g. {"square": {"n_queries": 1000}}, as a JSON string so any
-    # attack's options can be set from the command line.
-    config.robustness.attack_kwargs = "{}"
+    # Each attack's options, one section per attack with its keyword arguments and their defaults
+    # (``--config.robustness.attack_options.square.n_queries=1000``); None: the attack's own choice.
+    config.robustness.attack_options = attack_options()
     return config
+
+
+# Keywords every attack takes from the evaluation itself, not from its options section.
+_ATTACK_CALL_KEYWORDS = ("eps", "bounds")
+
+
+def attack_options() -> ml_collections.ConfigDict:
+    """A section per registered attack: its keyword-only arguments with their defaults.
+
+    Built from the signatures, so a new attack gets its section the day it is registered and a
+    misspelt option fails like any unknown key. Defaults of None stay None (the attack chooses,
+    e.g. a step size from eps) but accept a value from the command line.
+    """
+    options = ml_collections.ConfigDict()
+    for name, spec in sorted(attacks.REGISTRY.items()):
+        section = ml_collections.ConfigDict()
+        for parameter in inspect.signature(spec.fn).parameters.values():
+            if (parameter.kind is not inspect.Parameter.KEYWORD_ONLY or parameter.name in _ATTACK_CALL_KEYWORDS
+                    or parameter.default is inspect.Parameter.empty):
+                continue
+            default = parameter.default
+            section[parameter.name] = placeholder(object) if default is None else default
+        options[name] = section
+    return options
+
+
+def attack_kwargs(robustness: ml_collections.ConfigDict, name: str) -> dict:
+    """The keyword arguments of attack ``name`` from its options section (None: left to the attack)."""
+    return {key: value for key, value in robustness.attack_options[name].items() if value is not None}
+
+
+def upgrade_legacy(config_dict: dict) -> dict:
+    """A saved ``config.json`` in today's layout: keys added since it was written take their defaults,
+    and the old ``robustness.attack_kwargs`` JSON string becomes ``robustness.attack_options``."""
+    config = base_config()
+    saved = json.loads(json.dumps(config_dict))
+    legacy_kwargs = saved.get("robustness", {}).pop("attack_kwargs", None)
+    _update_known(config, saved)
+    for name, kwargs in json.loads(legacy_kwargs or "{}").items():
+        for key, value in kwargs.items():
+            config.robustness.attack_options[name][key] = value
+    return json.loads(config.to_json_best_effort(sort_keys=True))
+
+
+def differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """``"key.path: X (saved), Y (now)"`` for every leaf where two config dicts differ."""
+    lines = []
+    for key in sorted(set(saved) | set(current)):
+        old, new = saved.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            lines += differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            lines.append(f"{prefix}{key}: {old!r} (saved), {new!r} (now)")
+    return lines
+
+
+def update_from_dict(config: ml_collections.ConfigDict, values: dict) -> None:
+    """Set ``config``'s keys from a (JSON) dict of the same layout; keys ``config`` lacks are added."""
+    _update_known(config, values)
+
+
+def _update_known(config: ml_collections.ConfigDict, values: dict) -> None:
+    for key, value in values.items():
+        if isinstance(value, dict) and isinstance(config.get(key), ml_collections.ConfigDict):
+            _update_known(config[key], value)
+        else:
+            with config.unlocked():
+                config[key] = tuple(value) if isinstance(value, list) else value
 
 
 def layer_names(model_name: str) -> tuple[str, ...]:
@@ -144,21 +217,23 @@ def _unknown_keys(config, reference, prefix=""):
             yield from _unknown_keys(config[key], reference[key], prefix=f"{path}.")
 
 
-def _robustness_problems(robustness: ml_collections.ConfigDict) -> list[str]:
-    from gfa_jax import attacks
-    from gfa_jax.attacks import parse_attack_names as attack_names
+def _eps_problems(name: str, values) -> list[str]:
+    values = values if isinstance(values, (tuple, list)) else (values,)
+    bad = [v for v in values if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0)]
+    return [f"{name} must be finite and >= 0, got {bad}."] if bad else []
 
+
+def _robustness_problems(robustness: ml_collections.ConfigDict) -> list[str]:
     problems = [f"robustness.attacks: unknown attack {name!r}; registered: {', '.join(sorted(attacks.REGISTRY))}."
-                for name in attack_names(robustness.attacks) if name not in attacks.REGISTRY]
-    try:
-        kwargs = json.loads(robustness.attack_kwargs)
-        if not isinstance(kwargs, dict):
-            raise ValueError
-    except ValueError:
-        problems.append(f"robustness.attack_kwargs must be a JSON object such as "
-                        f"'{{\"square\": {{\"n_queries\": 1000}}}}', got {robustness.attack_kwargs!r}.")
+                for name in attacks.parse_attack_names(robustness.attacks) if name not in attacks.REGISTRY]
     if robustness.protocol not in ("common_correct", "all"):
         problems.append(f"robustness.protocol {robustness.protocol!r} is not 'common_correct' or 'all'.")
+    for key in ("eps_linf", "eps_l2", "table_eps_linf", "table_eps_l2"):
+        problems += _eps_problems(f"robustness.{key}", robustness[key])
+    loss_options = [(name, section.loss) for name, section in robustness.attack_options.items()
+                    if "loss" in section and section.loss is not None and section.loss not in attacks.LOSSES]
+    problems += [f"robustness.attack_options.{name}.loss {loss!r} is not one of {sorted(attacks.LOSSES)}."
+                 for name, loss in loss_options]
     return problems
 
 
@@ -184,6 +259,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if len(set(config.seeds)) != len(config.seeds):
             problems.append(f"seeds {tuple(config.seeds)} repeat a seed.")
         problems += _robustness_problems(config.robustness)
+        problems += _eps_problems("adversarial.eps", config.adversarial.eps)
+        problems += _eps_problems("layerwise.eps", config.layerwise.eps)
+        if config.adversarial.enabled and config.adversarial.attack not in attacks.REGISTRY:
+            problems.append(f"adversarial.attack {config.adversarial.attack!r} is not a registered attack; "
+                            f"choose one of {sorted(attacks.REGISTRY)}.")
         for key in ("batch_size", "num_epochs", "log_every_steps"):
             if config[key] < 1:
                 problems.append(f"{key} must be >= 1, got {config[key]}.")

@@ -3,40 +3,53 @@
 Trains every seed of the config, evaluating and checkpointing each epoch, then attacks the result
 (``config.robustness``; report in ``<workdir>/robustness/``). Started again with the same command it
 resumes from the last checkpoint in the workdir, and the evaluation from its last finished attack.
+Paths may be relative (to the current directory) or absolute; the config file's own imports do not
+depend on the current directory.
 """
 from __future__ import annotations
 
 import json
+import logging
+import pathlib
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
+
+from gfa_jax import console
+from gfa_jax.evaluation import robustness
+from gfa_jax.training import train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/<name>.py).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory; default runs/<config.name>.")
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_paths(config) -> None:
+    """Relative data paths in the config become absolute, once, here at the boundary."""
+    if config.data.data_dir:
+        config.data.data_dir = str(pathlib.Path(config.data.data_dir).expanduser().resolve())
 
 
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from gfa_jax import train  # after flag parsing: keeps `--help` fast
-
+    console.configure_logging()
     config = _CONFIG.value
-    workdir = _WORKDIR.value or f"runs/{config.name}"
-    logging.info("Config:\n%s", config)
+    resolve_paths(config)
+    workdir = pathlib.Path(_WORKDIR.value or f"runs/{config.name}").expanduser().resolve()
+    logger.info("Config:\n%s", config)
     summary = train.train_and_evaluate(config, workdir)
     print(json.dumps(summary, indent=2))
     if config.robustness.enabled:
-        from gfa_jax import robustness
-
-        outdir = f"{workdir}/robustness"
+        outdir = workdir / "robustness"
         robustness.evaluate_runs([workdir], outdir, config.robustness)
-        print(open(f"{outdir}/table.md").read())
+        print((outdir / "table.md").read_text())
 
 
 def run() -> None:
-    flags.mark_flags_as_required(["config"])
-    app.run(main)
+    console.run_app(main, required_flags=("config",))
 
 
 if __name__ == "__main__":

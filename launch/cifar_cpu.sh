@@ -22,4 +22,4 @@ workdirs=("${strategies[@]/#/$runs/cifar_}")
 "$python" -m gfa_jax.evaluate --config configs/cifar_standard.py \
   --workdirs "$(IFS=,; echo "${workdirs[*]}")" --outdir "$runs/cifar_report" \
   --robustness.attacks=fgsm,pgd,pgd_l2,apgd,deepfool --robustness.num_samples=200 \
-  --robustness.attack_kwargs='{"apgd": {"n_iter": 20}, "deepfool": {"max_iter": 20}}'
+  --robustness.attack_options.apgd.n_iter=20 --robustness.attack_options.deepfool.max_iter=20

@@ -17,4 +17,8 @@ done
 "$python" -m gfa_jax.evaluate --config configs/fmnist_mlp_standard.py \
   --workdirs "$runs/fmnist_mlp_standard,$runs/fmnist_mlp_first,$runs/fmnist_mlp_deep" --outdir "$runs/fmnist_report" \
   --robustness.num_samples=500 \
-  --robustness.attack_kwargs='{"apgd": {"n_iter": 50}, "apgd_t": {"n_iter": 50, "n_target_classes": 3}, "square": {"n_queries": 500}, "cw_l2": {"steps": 50, "binary_search_steps": 5, "initial_const": 0.1}, "ead_en": {"steps": 50, "binary_search_steps": 5, "initial_const": 0.1}}'
+  --robustness.attack_options.apgd.n_iter=50 --robustness.attack_options.apgd_t.n_iter=50 \
+  --robustness.attack_options.apgd_t.n_target_classes=3 --robustness.attack_options.square.n_queries=500 \
+  --robustness.attack_options.cw_l2.steps=50 --robustness.attack_options.cw_l2.binary_search_steps=5 \
+  --robustness.attack_options.cw_l2.initial_const=0.1 --robustness.attack_options.ead_en.steps=50 \
+  --robustness.attack_options.ead_en.binary_search_steps=5 --robustness.attack_options.ead_en.initial_const=0.1

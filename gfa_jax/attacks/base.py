@@ -12,7 +12,8 @@ Calling convention (every attack in this package follows it)::
   the same way).
 - ``bounds``: the box of valid inputs of *your* model, required (a call without it is a
   ``TypeError`` naming it): images in [0, 1] need ``bounds=(0.0, 1.0)``, gfa-jax's own models take
-  [-1, 1] (``gfa_jax.data.MODEL_INPUT_BOUNDS``). Attacks never leave it.
+  [-1, 1] (``gfa_jax.data.MODEL_INPUT_BOUNDS``). Attacks never leave it. An omitted ``eps`` is the
+  attack's default radius scaled to the box: 8/255 of its width for PGD and most L-inf attacks.
 - ``eps`` and step sizes are traceable (``jax.vmap`` over an array of eps works); step counts,
   restarts and loss names are static Python values.
 - Bounded attacks return ``x_adv`` with ``x_adv`` in ``bounds`` and in the eps ball around ``x``.
@@ -21,16 +22,25 @@ Calling convention (every attack in this package follows it)::
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
+import math
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gfa_jax.losses import cross_entropy, mse_onehot
 
 Array = jax.Array
 LogitsFn = Callable[[Array], Array]
 Bounds = tuple[float, float]
+
+# The attacks' default radii are written for a box of this width ([-1, 1], our models' inputs) and
+# scale with the width of the caller's ``bounds``: PGD's default 2 * 8/255 becomes torchattacks'
+# 8/255 on [0, 1] images.
+DEFAULT_BOX_WIDTH = 2.0
 
 
 class MinNormResult(NamedTuple):
@@ -195,10 +205,60 @@ def register(name: str, *, norm: str, kind: str = "bounded", test_kwargs: dict[s
     def decorate(fn):
         if name in REGISTRY:
             raise ValueError(f"Attack {name!r} is registered twice.")
-        REGISTRY[name] = AttackSpec(name, fn, norm, kind, dict(test_kwargs or {}))
-        return fn
+
+        eps_parameter = inspect.signature(fn).parameters.get("eps")
+        default_eps = None if eps_parameter is None else eps_parameter.default
+
+        @functools.wraps(fn)
+        def attack(logits_fn, x, y, key, **kwargs):
+            if "bounds" in kwargs:  # without it, Python's TypeError names the missing keyword
+                check_attack_inputs(name, x, y, bounds=kwargs["bounds"], eps=kwargs.get("eps"))
+                if "eps" not in kwargs and isinstance(default_eps, (int, float)):
+                    kwargs["eps"] = default_eps * box_width(kwargs["bounds"]) / DEFAULT_BOX_WIDTH
+            return fn(logits_fn, x, y, key, **kwargs)
+
+        REGISTRY[name] = AttackSpec(name, attack, norm, kind, dict(test_kwargs or {}))
+        return attack
 
     return decorate
+
+
+def box_width(bounds: Bounds) -> float:
+    return float(bounds[1]) - float(bounds[0])
+
+
+def _is_concrete(value) -> bool:
+    return value is not None and not isinstance(value, jax.core.Tracer)
+
+
+def check_attack_inputs(name: str, x, y, *, bounds, eps=None) -> None:
+    """Reject inputs an attack cannot mean: bad bounds, mismatched shapes, eps < 0 or NaN, x outside bounds.
+
+    Shapes and bounds are static and always checked; eps and the range of x only where they are
+    concrete values (an attack called outside ``jit``/``vmap``), since a traced value cannot raise.
+    """
+    try:
+        low, high = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: bounds must be a pair (low, high) of numbers, e.g. bounds=(0.0, 1.0) for "
+                         f"images in [0, 1]; got {bounds!r}.") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(f"{name}: bounds must satisfy low < high (both finite), got {bounds!r}.")
+    if getattr(y, "ndim", 1) != 1 or getattr(x, "ndim", 2) < 2 or x.shape[0] != y.shape[0]:
+        raise ValueError(f"{name}: expected x of shape [B, ...] and integer labels y of shape [B]; got x "
+                         f"{getattr(x, 'shape', None)} and y {getattr(y, 'shape', None)}.")
+    if _is_concrete(eps):
+        eps_values = np.asarray(eps, np.float64)
+        if not np.all(np.isfinite(eps_values)) or np.any(eps_values < 0):
+            raise ValueError(f"{name}: eps must be finite and >= 0, got {eps!r}.")
+    if _is_concrete(x):
+        tolerance = 1e-5 * (high - low)
+        x_min, x_max = float(jnp.min(x)), float(jnp.max(x))
+        if x_min < low - tolerance or x_max > high + tolerance:
+            raise ValueError(
+                f"{name}: inputs range over [{x_min:.4g}, {x_max:.4g}], outside bounds ({low:g}, {high:g}). Pass "
+                "bounds=(low, high) of your model's input range (e.g. (0.0, 1.0) for images in [0, 1]; gfa-jax's "
+                "own models take (-1.0, 1.0)), or rescale the inputs.")
 
 
 def parse_attack_names(value) -> tuple[str, ...]:

@@ -39,7 +39,7 @@ def capture_layer_input(module: nn.Module, name: str, h: jax.Array) -> jax.Array
     ``sow`` stores h in the ``intermediates`` collection. ``perturb`` adds a zero variable in the
     ``perturbations`` collection when one is passed to ``apply``; the gradient of the loss with
     respect to that variable is dL/dh, which is how the GFA term reads layer input gradients
-    (see :mod:`gfa_jax.gfa`). Without a ``perturbations`` collection both are no-ops.
+    (see :mod:`gfa_jax.defenses.gfa`). Without a ``perturbations`` collection both are no-ops.
     """
     h = module.perturb(capture_key(name), h, collection=LAYER_INPUT_GRADS)
     module.sow(LAYER_INPUTS, capture_key(name), h, reduce_fn=lambda _, new: new, init_fn=lambda: None)

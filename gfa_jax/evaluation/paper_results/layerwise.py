@@ -4,7 +4,7 @@
 attack at eps 0.1 ([0, 1] images), ``"Clean"`` to its clean accuracy. Keys are ours: ``model`` is
 ``config.model.name`` and ``strategy`` the placement of ``configs/*_layerwise.py`` (``_fixed``
 appended for Table I's constant eps), so a robustness report can print each row beside the paper's
-(:func:`gfa_jax.robustness_report.worst_case_table`). Columns: FGSM, IFGSM (``bim``), PGD, EoT
+(:func:`gfa_jax.evaluation.report.worst_case_table`). Columns: FGSM, IFGSM (``bim``), PGD, EoT
 (``eotpgd``) and C&W (``cw_linf``, our bounded reading of it). Numbers as printed, typos included
 (Table IX's C&W 0.9075 for Conv-all is surely 0.0975, but we do not guess).
 """

@@ -5,13 +5,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_train import tiny_config
+from tiny_configs import tiny_config
 
 from gfa_jax import config as gfa_config
-from gfa_jax import layerwise, train
-from gfa_jax.gfa import mse_onehot
+from gfa_jax.defenses import layerwise
+from gfa_jax.training import train
+from gfa_jax.defenses.gfa import mse_onehot
 from gfa_jax.models import FourFC, PaperCNN, PaperMLP, ThreeConvTwoFC, get_model
-from gfa_jax.objectives import make_objective
+from gfa_jax.defenses.compose import make_objective
 
 EPS = 0.3
 
@@ -303,7 +304,7 @@ def test_deep_models_capture_every_layer_input_and_are_perturbed(name, kwargs, s
 
 
 def test_worst_case_table_has_runs_as_rows_and_the_min_over_attacks_per_seed():
-    from gfa_jax import robustness_report
+    from gfa_jax.evaluation import report as robustness_report
 
     robustness = gfa_config.base_config().robustness
     robustness.table_eps_linf = 0.2
@@ -327,7 +328,7 @@ def test_worst_case_table_has_runs_as_rows_and_the_min_over_attacks_per_seed():
 
 def test_paper_rows_are_keyed_by_our_models_and_placements():
     from configs import mnist_3conv2fc_layerwise, mnist_4fc_layerwise
-    from gfa_jax import layerwise_paper_results
+    from gfa_jax.evaluation.paper_results import layerwise as layerwise_paper_results
 
     for module in (mnist_4fc_layerwise, mnist_3conv2fc_layerwise):
         for placement in ("standard", "adv_input", *module.PLACEMENTS):

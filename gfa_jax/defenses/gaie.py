@@ -15,7 +15,7 @@ An edge map is non-negative and says where, not which way, the image changes; th
 gradient says which way the loss grows, so its absolute value is what can match the edge map (a
 raw-gradient cosine with E would reward a sign pattern that edges do not define). GAIE lies in
 [0, 1] then, like the ~0.93 train / 0.45 test DeepDefense reports for its GAIE model (Table 1,
-footnote 2). The objective (:mod:`gfa_jax.objectives`) subtracts ``config.gaie.weight * mean GAIE``;
+footnote 2). The objective (:mod:`gfa_jax.defenses.objective`) subtracts ``config.gaie.weight * mean GAIE``;
 grad_x L is itself a gradient, so the parameter gradient is a nested ``jax.grad``, as for GFA.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gfa_jax.gfa import cosine_similarity, mse_onehot
+from gfa_jax.defenses.gfa import cosine_similarity, mse_onehot
 
 Array = jax.Array
 

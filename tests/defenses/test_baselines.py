@@ -10,11 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from gradient_checks import assert_gradient_matches_finite_differences
-from test_train import tiny_config
+from tiny_configs import tiny_config
 
-from gfa_jax import adversarial_training, gaie, train
+from gfa_jax.defenses import adversarial_training, gaie
+from gfa_jax.training import train
 from gfa_jax import config as gfa_config
-from gfa_jax.gfa import gfa_loss, layer_gfa, mse_onehot
+from gfa_jax.defenses.gfa import gfa_loss, layer_gfa, mse_onehot
 from gfa_jax.models import PaperCNN, PaperMLP, get_model
 from gfa_jax.models.denoise import (
     NONLOCAL_VERSIONS,
@@ -23,7 +24,7 @@ from gfa_jax.models.denoise import (
     nonlocal_mean,
 )
 from gfa_jax.models.layers import LAYER_INPUTS
-from gfa_jax.objectives import make_objective
+from gfa_jax.defenses.compose import make_objective
 
 TINY_CNN = {"num_classes": 3, "conv_features": (4, 4), "hidden_features": (8,)}
 
@@ -240,7 +241,7 @@ def test_adversarial_and_gaie_training_run_end_to_end(tiny_fashion_mnist, tmp_pa
 
 
 def test_gfa_table_has_the_papers_adv_and_gaie_rows_and_gaie_note():
-    from gfa_jax.gfa_table import gfa_table
+    from gfa_jax.evaluation.gfa_table import gfa_table
 
     layers = ["conv1", "conv2", "fc1", "fc2", "fc3"]
     gfa = {n: {"mean": 0.0, "std": 0.0} for n in layers}

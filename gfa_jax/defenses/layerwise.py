@@ -55,7 +55,7 @@ surrogate whose value is the loss and whose parameter gradient is that gradient
 perturbation's extra linear maps (one ``|A|`` map of a single all-ones sample per layer).
 
 All-w (Tables VII-IX): ``layerwise.input_adversarial`` trains on inputs from the attack of
-``config.adversarial`` (:func:`gfa_jax.adversarial_training.adversarial_inputs`), generated on the
+``config.adversarial`` (:func:`gfa_jax.defenses.adversarial_training.adversarial_inputs`), generated on the
 unperturbed model; ``adversarial.enabled`` must then stay False so the base objective does not
 attack again under the layer perturbations.
 """
@@ -68,8 +68,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from gfa_jax import adversarial_training
-from gfa_jax.objectives import Objective
+from gfa_jax.defenses import adversarial_training
+from gfa_jax.defenses.objective import Objective
 
 Array = jax.Array
 

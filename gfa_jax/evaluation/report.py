@@ -1,4 +1,4 @@
-"""Tables and figures from robustness rows (see :mod:`gfa_jax.robustness`).
+"""Tables and figures from robustness rows (see :mod:`gfa_jax.evaluation.robustness`).
 
 - ``results.csv``: every row (run, seed, attack, eps, accuracy, mse, l2, linf, ...).
 - ``table.md``: the layout of Tables 2 and 6 of DeepDefense: one row per attack, per strategy the
@@ -19,14 +19,15 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from gfa_jax import metrics_io
+from gfa_jax import files
+from gfa_jax.training import metrics
 
 CSV_FIELDS = ("run", "seed", "attack", "norm", "kind", "eps", "num_samples", "accuracy", "success_rate",
               "mse", "l2", "linf", "workdir")
 
 
 def _mean_std(values) -> tuple[float, float]:
-    stats = metrics_io.mean_std(values)
+    stats = metrics.mean_std(values)
     return stats["mean"], stats["std"]
 
 
@@ -121,7 +122,7 @@ def write_csv(rows: Sequence[dict], path: pathlib.Path) -> None:
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    metrics_io.write_text_atomic(path, buffer.getvalue())
+    files.write_text_atomic(path, buffer.getvalue())
 
 
 def plot_accuracy_vs_eps(rows: Sequence[dict], run_labels: Sequence[str], path: pathlib.Path) -> None:
@@ -195,7 +196,7 @@ def write_report(rows: Sequence[dict], outdir: pathlib.Path, robustness, run_lab
                  references: Mapping[str, Mapping[str, float]] | None = None) -> None:
     outdir = pathlib.Path(outdir)
     write_csv(rows, outdir / "results.csv")
-    metrics_io.write_text_atomic(outdir / "table.md", markdown_table(rows, robustness, run_labels) + "\n")
-    metrics_io.write_text_atomic(outdir / "table_worst_case.md", worst_case_table(rows, robustness, run_labels, references) + "\n")
+    files.write_text_atomic(outdir / "table.md", markdown_table(rows, robustness, run_labels) + "\n")
+    files.write_text_atomic(outdir / "table_worst_case.md", worst_case_table(rows, robustness, run_labels, references) + "\n")
     plot_accuracy_vs_eps(rows, run_labels, outdir / "figures" / "accuracy_vs_eps.png")
     plot_minimum_norm_intensity(rows, run_labels, outdir / "figures" / "minimum_norm_intensity.png")

@@ -4,9 +4,10 @@ import json
 
 import numpy as np
 import pytest
-from test_train import tiny_config
+from tiny_configs import tiny_config
 
-from gfa_jax import robustness, train
+from gfa_jax.evaluation import robustness
+from gfa_jax.training import train
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,8 @@ def _settings(attacks=("fgsm", "pgd", "deepfool")):
     settings.num_samples = 0
     settings.figures = False
     settings.batch_size = 32
-    settings.attack_kwargs = json.dumps({"pgd": {"steps": 3}, "deepfool": {"max_iter": 5}})
+    settings.attack_options.pgd.steps = 3
+    settings.attack_options.deepfool.max_iter = 5
     return settings
 
 
@@ -127,3 +129,13 @@ def test_runs_can_be_added_under_the_all_protocol_only(two_runs, tmp_path, monke
     robustness.evaluate_runs(two_runs[:1], str(tmp_path / "common"), settings)
     with pytest.raises(ValueError, match="other settings.*workdirs"):
         robustness.evaluate_runs(two_runs, str(tmp_path / "common"), settings)
+
+
+def test_a_directory_that_is_no_training_run_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"has no config.json: is it the --workdir of a training run\?"):
+        robustness.evaluate_runs([str(tmp_path)], str(tmp_path / "report"), _settings())
+
+
+def test_a_checkpoint_that_does_not_fit_the_data_is_refused(two_runs):
+    with pytest.raises(ValueError, match=r"does not fit paper_mlp on inputs \(28, 28, 1\) with 7 classes"):
+        robustness.load_run(two_runs[0], num_classes=7, input_shape=(28, 28, 1))

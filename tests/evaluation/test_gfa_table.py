@@ -1,7 +1,7 @@
 """The Table 1/5 report is built from summaries, with the paper's rows beside ours."""
 import pytest
 
-from gfa_jax.gfa_table import gfa_table
+from gfa_jax.evaluation.gfa_table import gfa_table
 
 
 def _summary(strategy, gfa_fc1):

@@ -1,12 +1,4 @@
-"""What a train step minimises, composed from the config.
-
-An objective is ``loss(params, x, y, key, carry) -> (loss, (metrics, carry))``:
-
-- ``key``: a PRNG key of this seed and step (random starts of adversarial training, random eps of
-  layer-wise adversarial training, ...);
-- ``carry``: state a strategy hands from one step to the next, kept in the train state and
-  checkpointed with it (layer-wise adversarial training: the previous batch's gradients); ``{}``
-  for strategies that need none.
+"""The configured defence as one objective: GFA, adversarial training, GAIE, layer-wise perturbations.
 
 The GFA regulariser (``config.gfa``) is always part of it; with every beta 0 it is the plain task
 loss (``config.task_loss``: MSE by default).
@@ -14,26 +6,13 @@ loss (``config.task_loss``: MSE by default).
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple
 
 import flax.linen as nn
-import jax
 import ml_collections
 
-from gfa_jax import adversarial_training, gaie
-from gfa_jax.gfa import gfa_loss
-
-Array = jax.Array
-
-
-class Objective(NamedTuple):
-    loss: Callable[..., tuple[Array, tuple[dict[str, Array], Any]]]
-    init_carry: Callable[[Any, Array], Any]  # (params, sample_x) -> the first step's carry
-
-
-def no_carry(params, sample_x) -> dict:
-    del params, sample_x
-    return {}
+from gfa_jax.defenses import adversarial_training, gaie, layerwise
+from gfa_jax.defenses.gfa import gfa_loss
+from gfa_jax.defenses.objective import Objective, no_carry
 
 
 def make_objective(config: ml_collections.ConfigDict, model: nn.Module) -> Objective:
@@ -62,7 +41,5 @@ def make_objective(config: ml_collections.ConfigDict, model: nn.Module) -> Objec
 
     objective = Objective(loss, no_carry)
     if config.layerwise.enabled:
-        from gfa_jax import layerwise
-
         objective = layerwise.make_layerwise_objective(config, model, objective)
     return objective

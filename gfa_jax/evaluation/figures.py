@@ -15,8 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gfa_jax import attacks, data, multiseed
-from gfa_jax.gfa import mse_onehot
+from gfa_jax import attacks, data
+from gfa_jax.training import multiseed
+from gfa_jax.defenses.gfa import mse_onehot
 
 
 def _pyplot():

@@ -117,3 +117,45 @@ def test_no_retrace_for_new_eps_or_key(name):
     # A second trace would raise inside `single` (chex.assert_max_traces(n=1)).
     jax.block_until_ready(single(x, y, jax.random.key(4), float(eps[1])))
     jax.block_until_ready(single(x, y, jax.random.key(5), float(eps[2])))
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("name", sorted(attacks.REGISTRY))
+def test_every_attack_requires_bounds_by_name(name):
+    x, y = jnp.zeros((2, 6, 6, 1)), jnp.zeros((2,), jnp.int32)
+    with pytest.raises(TypeError, match="bounds"):
+        attacks.REGISTRY[name].fn(lambda v: v.reshape(2, -1)[:, :4], x, y, jax.random.key(0))
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(eps=-0.1), r"eps must be finite and >= 0, got -0.1"),
+    (dict(eps=float("nan")), r"eps must be finite and >= 0, got nan"),
+    (dict(bounds=(1.0, 0.0)), r"bounds must satisfy low < high"),
+    (dict(bounds="0,1"), r"bounds must be a pair \(low, high\)"),
+    (dict(bounds=(0.0, 0.5)), r"inputs range over \[0, 1\], outside bounds \(0, 0.5\)"),
+    (dict(y=jnp.zeros((3,), jnp.int32)), r"expected x of shape \[B, ...\] and integer labels y of shape \[B\]"),
+])
+def test_bad_attack_inputs_are_named(bad, message):
+    x = jnp.concatenate([jnp.zeros((1, 6, 6, 1)), jnp.ones((1, 6, 6, 1))])
+    kwargs = {"eps": 0.1, "bounds": (0.0, 1.0), "y": jnp.zeros((2,), jnp.int32), **bad}
+    y = kwargs.pop("y")
+    with pytest.raises(ValueError, match=message):
+        attacks.pgd(lambda v: v.reshape(v.shape[0], -1)[:, :4], x, y, jax.random.key(0), **kwargs)
+
+
+@pytest.mark.parametrize("bounds", [(0.0, 1.0), (-1.0, 1.0), (0.0, 255.0)])
+def test_default_eps_scales_with_the_callers_box(bounds):
+    x = jnp.full((4, 6, 6, 1), (bounds[0] + bounds[1]) / 2)
+    logits_fn = lambda v: v.reshape(v.shape[0], -1)[:, :4] * jnp.arange(1.0, 5.0)
+    x_adv = attacks.fgsm(logits_fn, x, jnp.zeros((4,), jnp.int32), jax.random.key(0), bounds=bounds)
+    np.testing.assert_allclose(float(jnp.max(jnp.abs(x_adv - x))), (bounds[1] - bounds[0]) * 8 / 255, rtol=1e-5)
+
+
+def test_attack_modules_and_functions_are_distinct_names():
+    import gfa_jax.attacks.gradient.pgd as pgd_module
+
+    assert pgd_module.pgd is attacks.pgd and callable(attacks.pgd)
+    with pytest.raises(ModuleNotFoundError):
+        __import__("gfa_jax.attacks.pgd")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from gradient_checks import assert_gradient_matches_finite_differences
 
-from gfa_jax.gfa import cosine_similarity, gfa_loss, layer_gfa, mse_onehot
+from gfa_jax.defenses.gfa import cosine_similarity, gfa_loss, layer_gfa, mse_onehot
 from gfa_jax.losses import cross_entropy
 from gfa_jax.models import PaperMLP
 

@@ -27,9 +27,16 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import tqdm
 
-from gfa_jax import attacks, checkpoints, data, layerwise_paper_results, metrics_io, multiseed, train
+from gfa_jax import attacks, console, data, files
+from gfa_jax import config as gfa_config
+from gfa_jax.evaluation import figures
+from gfa_jax.evaluation import report as robustness_report
+from gfa_jax.evaluation.paper_results import layerwise as layerwise_paper_results
+from gfa_jax.training import checkpoints, multiseed
+from gfa_jax.training.train_state import make_model
+
+logger = logging.getLogger(__name__)
 
 Array = jax.Array
 
@@ -50,14 +57,14 @@ class TrainedRun:
 
 
 def load_run(workdir: str | pathlib.Path, num_classes: int, input_shape: Sequence[int]) -> TrainedRun:
-    """Restore the newest checkpoint of ``workdir`` (written by :func:`train.train_and_evaluate`)."""
-    workdir = pathlib.Path(workdir)
+    """Restore the newest checkpoint of ``workdir`` (written by :func:`gfa_jax.training.train.train_and_evaluate`)."""
+    workdir = pathlib.Path(workdir).expanduser().resolve()
     config_path = workdir / "config.json"
     if not config_path.exists():
         raise FileNotFoundError(f"{workdir} has no config.json: is it the --workdir of a training run?")
-    config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
+    config = ml_collections.ConfigDict(gfa_config.upgrade_legacy(json.loads(config_path.read_text())))
     seeds = tuple(int(s) for s in config.seeds)
-    model = train.make_model(config, num_classes)
+    model = make_model(config, num_classes)
     epoch, params = checkpoints.restore_latest_params(checkpoints.make_manager(workdir / "checkpoints"))
     if epoch == 0:
         raise FileNotFoundError(f"{workdir}/checkpoints holds no checkpoint yet: train first.")
@@ -88,7 +95,7 @@ def select_samples(runs: Sequence[TrainedRun], images, labels, *, protocol: str,
     """
     if protocol == "common_correct":
         correct = np.ones(len(labels), bool)
-        for run in runs:
+        for run in console.progress(runs, desc="common-correct samples", unit="run"):
             correct &= np.all(predict(run, images, batch_size) == labels[None], axis=0)
         indices = np.flatnonzero(correct)
     elif protocol == "all":
@@ -137,7 +144,7 @@ def eps_grid_for(spec: attacks.AttackSpec, robustness: ml_collections.ConfigDict
 
 
 def evaluate_attack(run: TrainedRun, spec: attacks.AttackSpec, images, labels, key, robustness,
-                    kwargs: dict, progress: tqdm.tqdm) -> list[dict]:
+                    kwargs: dict, progress) -> list[dict]:
     """Rows ``{seed, attack, eps, accuracy, mse, l2, linf, ...}`` of one run under one attack."""
     mesh = multiseed.seed_mesh(len(run.seeds))
     params = multiseed.shard_seeds(run.params, mesh)
@@ -184,13 +191,6 @@ def evaluate_attack(run: TrainedRun, spec: attacks.AttackSpec, images, labels, k
     return rows
 
 
-def attack_names(value) -> tuple[str, ...]:
-    """``robustness.attacks`` as names: a tuple of names, or comma-separated names from the command
-    line (where ``--robustness.attacks=fgsm,pgd`` arrives as ``("fgsm,pgd",)``)."""
-    joined = value if isinstance(value, str) else ",".join(value)
-    return tuple(name.strip().lower() for name in joined.split(",") if name.strip())
-
-
 def check_settings(outdir: pathlib.Path, robustness: ml_collections.ConfigDict, workdirs: Sequence[str]) -> None:
     """Record the settings of an evaluation in ``outdir``, or refuse to resume one made with others
     (its rows would mix samples, budgets or eps grids).
@@ -203,14 +203,15 @@ def check_settings(outdir: pathlib.Path, robustness: ml_collections.ConfigDict, 
     path = outdir / "settings.json"
     if path.exists():
         saved = json.loads(path.read_text())
-        changed = sorted(k for k in set(saved["robustness"]) | set(settings["robustness"])
-                         if saved["robustness"].get(k) != settings["robustness"].get(k))
+        saved_robustness = gfa_config.upgrade_legacy({"robustness": saved["robustness"]})["robustness"]
+        changed = gfa_config.differences(saved_robustness, settings["robustness"])
         if saved["workdirs"] != settings["workdirs"] and robustness.protocol != "all":
-            changed.append("workdirs (common_correct samples depend on every run; protocol 'all' allows adding runs)")
+            changed.append(f"workdirs: {saved['workdirs']} (saved), {settings['workdirs']} (now); common_correct "
+                           "samples depend on every run (protocol 'all' allows adding runs)")
         if changed:
-            raise ValueError(f"{outdir} holds an evaluation with other settings (differs in: {', '.join(changed)}). "
-                             "Resume it with the same settings, or pass a new --outdir.")
-    metrics_io.write_json(path, settings)
+            raise ValueError(f"{outdir} holds an evaluation with other settings:\n  " + "\n  ".join(changed)
+                             + "\nResume it with the same settings, or pass a new --outdir.")
+    files.write_json(path, settings)
 
 
 def load_results(path: pathlib.Path) -> list[dict]:
@@ -230,9 +231,12 @@ def evaluate_runs(workdirs: Sequence[str], outdir: str, robustness: ml_collectio
     Returns:
       the result rows of these runs (including those from an earlier, interrupted evaluation).
     """
-    from gfa_jax import figures, robustness_report  # matplotlib is only needed here
 
-    first_config = ml_collections.ConfigDict(json.loads((pathlib.Path(workdirs[0]) / "config.json").read_text()))
+    workdirs = [pathlib.Path(w).expanduser().resolve() for w in workdirs]
+    first_path = workdirs[0] / "config.json"
+    if not first_path.exists():
+        raise FileNotFoundError(f"{workdirs[0]} has no config.json: is it the --workdir of a training run?")
+    first_config = ml_collections.ConfigDict(gfa_config.upgrade_legacy(json.loads(first_path.read_text())))
     robustness = robustness or first_config.robustness
     dataset = data.load_dataset(
         first_config.data.name, source=first_config.data.source, data_dir=first_config.data.data_dir,
@@ -248,24 +252,23 @@ def evaluate_runs(workdirs: Sequence[str], outdir: str, robustness: ml_collectio
     if len(indices) == 0:
         raise ValueError("No test sample is classified correctly by every run and seed; use robustness.protocol='all'.")
     images, labels = dataset.test_images[indices], dataset.test_labels[indices]
-    logging.info("Attacking %d test samples (%s protocol)", len(indices), robustness.protocol)
+    logger.info("Attacking %d test samples (%s protocol)", len(indices), robustness.protocol)
 
-    out = pathlib.Path(outdir)
+    out = pathlib.Path(outdir).expanduser().resolve()
     results_path = out / "results.jsonl"
     check_settings(out, robustness, [str(run.workdir) for run in runs])
     all_rows = load_results(results_path)  # may hold runs left out this time: kept in the file
     done = {(r["workdir"], r["attack"]) for r in all_rows}
-    attack_kwargs = json.loads(robustness.attack_kwargs)
-    specs = [attacks.get_attack(name) for name in attack_names(robustness.attacks)]
+    specs = [attacks.get_attack(name) for name in attacks.parse_attack_names(robustness.attacks)]
     todo = [(run, spec) for run in runs for spec in specs if (str(run.workdir), spec.name) not in done]
-    progress = tqdm.tqdm(total=len(todo) * len(labels), unit="sample", desc="robustness", dynamic_ncols=True)
+    progress = console.progress_bar(total=len(todo) * len(labels), initial=0, desc="robustness", unit="sample")
     key = jax.random.key(robustness.seed)
     for run, spec in todo:
         progress.set_postfix(run=run.label, attack=spec.name)
         attack_key = jax.random.fold_in(key, specs.index(spec))
         all_rows += evaluate_attack(run, spec, images, labels, attack_key, robustness,
-                                    attack_kwargs.get(spec.name, {}), progress)
-        metrics_io.write_text_atomic(results_path, "".join(json.dumps(r) + "\n" for r in all_rows))
+                                    gfa_config.attack_kwargs(robustness, spec.name), progress)
+        files.write_text_atomic(results_path, "".join(json.dumps(r) + "\n" for r in all_rows))
     progress.close()
     current = {str(run.workdir) for run in runs}
     rows = [r for r in all_rows if r["workdir"] in current]

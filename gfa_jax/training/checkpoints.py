@@ -1,0 +1,85 @@
+"""Orbax checkpoints of the stacked multi-seed train state, one per epoch.
+
+Orbax writes a step into a temporary directory and renames it once complete, so a run killed while
+saving leaves no half-written step that looks finished. A finished step can still be damaged later
+(a truncated file after a full disk or a copy that stopped): restoring then falls back to the
+newest step that reads, and says so.
+"""
+from __future__ import annotations
+
+import logging
+import pathlib
+
+import jax
+import orbax.checkpoint as ocp
+
+logger = logging.getLogger(__name__)
+
+
+class NoUsableCheckpointError(RuntimeError):
+    """Every checkpoint in the directory failed to restore."""
+
+
+def make_manager(directory, *, max_to_keep: int = 2) -> ocp.CheckpointManager:
+    """A manager over ``directory`` (relative paths are resolved against the current directory)."""
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
+    return ocp.CheckpointManager(pathlib.Path(directory).expanduser().resolve(), options=options)
+
+
+def save(manager: ocp.CheckpointManager, epoch: int, state) -> None:
+    manager.save(epoch, args=ocp.args.StandardSave(state))
+
+
+def _restore_newest(manager: ocp.CheckpointManager, restore_args):
+    """``(step, restored)`` of the newest step that restores, newest first; ``(0, None)`` if none exist."""
+    steps = sorted(manager.all_steps(), reverse=True)
+    failures, damaged = [], []
+    for step in steps:
+        try:
+            restored = manager.restore(step, args=restore_args)
+        except Exception as error:  # noqa: BLE001 - any unreadable step: try the one before
+            failures.append(f"step {step}: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
+            damaged.append(step)
+            logger.warning("Checkpoint of epoch %d in %s is unreadable (%s); falling back to an earlier one.",
+                           step, manager.directory, failures[-1])
+            continue
+        if damaged:
+            aside = _move_aside(manager, damaged)
+            logger.warning("Restored the checkpoint of epoch %d instead; the damaged ones are kept in %s.", step, aside)
+        return step, restored
+    if failures:
+        raise NoUsableCheckpointError(
+            f"No checkpoint in {manager.directory} could be restored:\n  " + "\n  ".join(failures)
+            + "\nMove the damaged checkpoints away to start from scratch, or pass a new --workdir.")
+    return 0, None
+
+
+def _move_aside(manager: ocp.CheckpointManager, steps) -> pathlib.Path:
+    """Move damaged steps out of the managed directory, so a resumed run can write those epochs again."""
+    directory = pathlib.Path(manager.directory)
+    aside = directory.parent / f"{directory.name}_damaged"
+    aside.mkdir(exist_ok=True)
+    for step in steps:
+        (directory / str(step)).rename(aside / str(step))
+    manager.reload()
+    return aside
+
+
+def restore_latest(manager: ocp.CheckpointManager, template):
+    """``(epoch, state)`` of the newest readable checkpoint, or ``(0, template)`` when there is none.
+
+    ``template`` fixes the tree structure, shapes and shardings of the restored arrays.
+    """
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+    epoch, state = _restore_newest(manager, ocp.args.StandardRestore(abstract))
+    return (epoch, state) if epoch else (0, template)
+
+
+def restore_latest_params(manager: ocp.CheckpointManager):
+    """``(epoch, params)`` of the newest readable checkpoint, whatever else the train state held.
+
+    Evaluation needs only the parameters; reading them without a template also reads checkpoints
+    of train states with other fields (other strategies, older versions).
+    """
+    epoch, state = _restore_newest(manager, ocp.args.StandardRestore())
+    return (epoch, state["params"]) if epoch else (0, None)
