@@ -59,7 +59,7 @@ COMMANDS = ("status", "collect", "workdirs")
 def sweep_dir_for(spec: str) -> pathlib.Path:
     """A sweep directory given, or the directory of the sweep file spec (``--sweep_dir`` or default)."""
     path = pathlib.Path(spec).expanduser()
-    if path.is_dir() and ledger.manifest_path(path).exists():
+    if path.is_dir():  # read_manifest says so when it is not a launched sweep's
         return path.resolve()
     if _SWEEP_DIR.value:
         return pathlib.Path(_SWEEP_DIR.value).expanduser().resolve()
