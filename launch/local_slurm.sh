@@ -129,6 +129,9 @@ start() {
 
 stop() {
   local daemon
+  if ! alive "$dir/slurmd.pid" && ! alive "$dir/slurmctld.pid" && [[ ! -d $dir ]]; then
+    say "not running (no $dir)"
+  fi
   for daemon in slurmd slurmctld; do
     if alive "$dir/$daemon.pid"; then
       kill "$(cat "$dir/$daemon.pid")"

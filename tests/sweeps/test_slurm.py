@@ -99,12 +99,14 @@ def test_sweep_of_two_configs_by_two_seeds_finishes_and_is_collected(slurm_clust
             for s in ("standard", "first") for seed in (0, 1)]
     sweep, sweep_dir = write_sweep(tmp_path / "fmnist_2x2.py", runs), tmp_path / "sweep"
     out = launch(sweep, "--executor=slurm", f"--sweep_dir={sweep_dir}", "--job_env=JAX_PLATFORMS=cpu",
-                 "--slurm.time=20", "--slurm.array_parallelism=2", "--wait")
+                 "--slurm.time=20", "--slurm.array_parallelism=2")
     assert "4 runs: 0 done, 0 live, 4 start, 0 resume" in out
     job_ids = re.findall(r"as slurm job (\d+_\d)", out)
     assert len(job_ids) == 4 and len({j.split("_")[0] for j in job_ids}) == 1  # one job array
     print_sbatch(sweep_dir, job_ids[0])
-    assert "4 runs: 4 done, 0 running, 0 pending, 0 failed" in out
+    assert job_ids[0] in squeue() or (sweep_dir / "runs").exists()
+    assert "4 runs: 4 done, 0 running, 0 pending, 0 failed" in launch(sweep, "--executor=slurm",
+                                                                       f"--sweep_dir={sweep_dir}", "--wait")
     assert "4 runs: 4 done" in launch("status", sweep_dir)
     launch("collect", sweep_dir)
     summary = (sweep_dir / "collect" / "summary.csv").read_text().splitlines()
