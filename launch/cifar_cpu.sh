@@ -1,23 +1,20 @@
 #!/usr/bin/env bash
 # CIFAR-10 CNN, the strategies of Tables 1-2 (standard, DEEP, FIRST, and the baselines ADV, GAIE,
-# DENOISE), five seeds, shortened to what a 2-core CPU allows: 10,000 training images, 2,000 test
-# images, 4 epochs, then a reduced Table 2 evaluation. STRATEGIES="standard deep" runs a subset.
-#   bash launch/cifar_cpu.sh PATH/TO/cifar10-jpg.tar.gz [RUNS_DIR]
-# With a GPU and internet, drop the data and length overrides: configs/cifar_*.py are full length.
+# DENOISE), five seeds: the sweep configs/sweeps/deepdefense_cifar.py:cpu (10,000 training images,
+# 2,000 test images, 4 epochs; one run at a time), then a reduced Table 2 evaluation.
+# STRATEGIES="standard deep" runs a subset.
+#   bash launch/cifar_cpu.sh PATH/TO/cifar10-jpg.tar.gz [RUNS_DIR]   (workdirs in RUNS_DIR/sweeps/cifar_cpu)
+# With a GPU and internet: python -m gfa_jax.launch configs/sweeps/deepdefense_cifar.py --executor=slurm
 set -euo pipefail
 cd "$(dirname "$0")/.."
 archive=${1:?usage: launch/cifar_cpu.sh PATH/TO/cifar10-jpg.tar.gz [RUNS_DIR]}
 runs=${2:-runs}
 python=${PYTHON:-.venv/bin/python}
-short="--config.data.source=image_folder --config.data.data_dir=$archive --config.data.train_size=10000
-       --config.data.test_size=2000 --config.eval.train_samples=2000 --config.num_epochs=4
-       --config.robustness.enabled=False"
-strategies=(${STRATEGIES:-standard deep first adv gaie denoise})
-for strategy in "${strategies[@]}"; do
-  # shellcheck disable=SC2086
-  "$python" -m gfa_jax.main --config "configs/cifar_$strategy.py" --workdir "$runs/cifar_$strategy" $short
-done
-workdirs=("${strategies[@]/#/$runs/cifar_}")
+strategies=${STRATEGIES:-standard deep first adv gaie denoise}
+sweep_dir=$runs/sweeps/cifar_cpu
+"$python" -m gfa_jax.launch "configs/sweeps/deepdefense_cifar.py:cpu,${strategies// /,}" --executor=local \
+  --sweep_dir="$sweep_dir" --set=data.data_dir="$(realpath "$archive")"
+mapfile -t workdirs < <("$python" -m gfa_jax.launch workdirs "$sweep_dir")
 "$python" -m gfa_jax.gfa_table "${workdirs[@]}" | tee "$runs/cifar_table1.md"
 "$python" -m gfa_jax.evaluate --config configs/cifar_standard.py \
   --workdirs "$(IFS=,; echo "${workdirs[*]}")" --outdir "$runs/cifar_report" \

@@ -253,7 +253,8 @@ def check_attack_inputs(name: str, x, y, *, bounds, eps=None) -> None:
             raise ValueError(f"{name}: eps must be finite and >= 0, got {eps!r}.")
     if _is_concrete(x):
         tolerance = 1e-5 * (high - low)
-        x_min, x_max = float(jnp.min(x)), float(jnp.max(x))
+        values = np.asarray(x)  # concrete, also when closed over inside a trace: no traced ops
+        x_min, x_max = float(values.min()), float(values.max())
         if x_min < low - tolerance or x_max > high + tolerance:
             raise ValueError(
                 f"{name}: inputs range over [{x_min:.4g}, {x_max:.4g}], outside bounds ({low:g}, {high:g}). Pass "
