@@ -60,6 +60,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.adversarial.eps = 2 * 8 / 255
     config.adversarial.steps = 10
     config.adversarial.mix_ratio = 0.5  # fraction of each batch replaced by adversarial inputs
+    # Batch-norm models: adversarials of the model in inference mode ("eval", Madry et al.'s and
+    # AutoAttack users' practice) or in train mode (batch statistics of the attacked batch).
+    config.adversarial.model_mode = "eval"
     config.gaie = ml_collections.ConfigDict()
     config.gaie.weight = 0.0
 
@@ -261,6 +264,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
         problems += _robustness_problems(config.robustness)
         problems += _eps_problems("adversarial.eps", config.adversarial.eps)
         problems += _eps_problems("layerwise.eps", config.layerwise.eps)
+        if config.adversarial.model_mode not in ("eval", "train"):
+            problems.append(f"adversarial.model_mode {config.adversarial.model_mode!r} is not 'eval' or 'train'.")
         if config.adversarial.enabled and config.adversarial.attack not in attacks.REGISTRY:
             problems.append(f"adversarial.attack {config.adversarial.attack!r} is not a registered attack; "
                             f"choose one of {sorted(attacks.REGISTRY)}.")

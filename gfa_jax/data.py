@@ -36,6 +36,8 @@ import tempfile
 import numpy as np
 from PIL import Image
 
+from gfa_jax import console
+
 logger = logging.getLogger(__name__)
 
 _CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
@@ -371,7 +373,9 @@ def _extract_archive(archive: pathlib.Path) -> pathlib.Path:
     try:
         logger.info("Extracting %s to %s", archive, target)
         with tarfile.open(archive) as tar:
-            tar.extractall(staging, filter="data")
+            members = tar.getmembers()
+            for member in console.progress(members, desc=f"extracting {archive.name}", unit="file"):
+                tar.extract(member, staging, filter="data")
         staging.rename(target)
     except OSError:
         if not target.is_dir():  # A concurrent extraction winning the rename is fine.
@@ -457,7 +461,8 @@ def _decode_images(paths: list[pathlib.Path], image_shape: tuple[int, int, int])
     """Decodes image files into one uint8 [N, H, W, C] array, in chunks on a thread pool."""
     chunks = [paths[start:start + _DECODE_CHUNK] for start in range(0, len(paths), _DECODE_CHUNK)]
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
-        decoded = list(pool.map(lambda chunk: _decode_chunk(chunk, image_shape), chunks))
+        decoded = list(console.progress(pool.map(lambda chunk: _decode_chunk(chunk, image_shape), chunks),
+                                        desc="decoding images", unit="chunk", total=len(chunks)))
     return np.concatenate(decoded)
 
 

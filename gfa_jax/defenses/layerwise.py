@@ -70,6 +70,7 @@ import ml_collections
 
 from gfa_jax.defenses import adversarial_training
 from gfa_jax.defenses.objective import Objective
+from gfa_jax.models.state import bind
 
 Array = jax.Array
 
@@ -240,18 +241,19 @@ def make_layerwise_objective(config: ml_collections.ConfigDict, model: nn.Module
         raise ValueError("adversarial.enabled would generate attacks under the layer perturbations; "
                          "use layerwise.input_adversarial=True for input adversarial training (All-w).")
 
-    def init_carry(params, sample_x):
+    def init_carry(params, model_state, sample_x):
         batch_x = jnp.zeros((config.batch_size,) + sample_x.shape[1:], sample_x.dtype)
-        shapes = selected_output_shapes(model, params, batch_x, selection)
+        shapes = selected_output_shapes(bind(model, model_state, train=True), params, batch_x, selection)
         output_grads = {key: jnp.zeros(s.shape, s.dtype) for key, s in shapes.items()}
-        return {"output_grads": output_grads, "base": objective.init_carry(params, sample_x)}
+        return {"output_grads": output_grads, "base": objective.init_carry(params, model_state, sample_x)}
 
-    def loss(params, x, y, key, carry):
+    def loss(params, model_state, x, y, key, carry):
         base_key, eps_key, attack_key = jax.random.split(key, 3)
         eps = sample_eps(eps_key, settings.eps, settings.eps_mode)
         if settings.input_adversarial:
-            attack = {k: v for k, v in config.adversarial.items() if k != "enabled"}
-            x, y = adversarial_training.adversarial_inputs(params, x, y, attack_key, model=model,
+            attack = {k: v for k, v in config.adversarial.items() if k not in ("enabled", "model_mode")}
+            attack_model = bind(model, model_state, train=config.adversarial.model_mode == "train")
+            x, y = adversarial_training.adversarial_inputs(params, x, y, attack_key, model=attack_model,
                                                            loss=config.task_loss, **attack)
         previous = carry["output_grads"]
 
@@ -266,13 +268,13 @@ def make_layerwise_objective(config: ml_collections.ConfigDict, model: nn.Module
                 return output + perturbation.astype(output.dtype) + probes[key]
 
             with nn.intercept_methods(layer_interceptor(selection, add_perturbation)):
-                return objective.loss(params, x, y, base_key, carry["base"])
+                return objective.loss(params, model_state, x, y, base_key, carry["base"])
 
         probes = jax.tree.map(jnp.zeros_like, previous)
-        (value, (metrics, base_carry)), (param_grads, output_grads) = jax.value_and_grad(
+        (value, (metrics, base_carry, new_model_state)), (param_grads, output_grads) = jax.value_and_grad(
             perturbed_loss, argnums=(0, 1), has_aux=True)(jax.lax.stop_gradient(params), probes)
         new_carry = {"output_grads": jax.lax.stop_gradient(output_grads), "base": base_carry}
         metrics = {**metrics, "layerwise/eps": eps}
-        return value_with_gradient(value, params, param_grads), (metrics, new_carry)
+        return value_with_gradient(value, params, param_grads), (metrics, new_carry, new_model_state)
 
     return Objective(loss, init_carry)

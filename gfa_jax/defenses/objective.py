@@ -1,7 +1,9 @@
 """The type every defence's training objective has: what a train step minimises.
 
-An objective is ``loss(params, x, y, key, carry) -> (loss, (metrics, carry))``:
+An objective is ``loss(params, model_state, x, y, key, carry) -> (loss, (metrics, carry, model_state))``:
 
+- ``model_state``: the model's non-trainable state (batch-norm statistics, ``{}`` for stateless
+  models); the objective returns it as updated by this step's training forward pass;
 - ``key``: a PRNG key of this seed and step (random starts of adversarial training, random eps of
   layer-wise adversarial training, ...);
 - ``carry``: state a strategy hands from one step to the next, kept in the train state and
@@ -21,10 +23,10 @@ Array = jax.Array
 
 
 class Objective(NamedTuple):
-    loss: Callable[..., tuple[Array, tuple[dict[str, Array], Any]]]
-    init_carry: Callable[[Any, Array], Any]  # (params, sample_x) -> the first step's carry
+    loss: Callable[..., tuple[Array, tuple[dict[str, Array], Any, Any]]]
+    init_carry: Callable[[Any, Any, Array], Any]  # (params, model_state, sample_x) -> the first step's carry
 
 
-def no_carry(params, sample_x) -> dict:
-    del params, sample_x
+def no_carry(params, model_state, sample_x) -> dict:
+    del params, model_state, sample_x
     return {}

@@ -30,8 +30,7 @@ def _pyplot():
 
 
 def _logits_fn(run):
-    params = multiseed.unstack(run.params, 0)
-    return lambda x: run.model.apply({"params": params}, x)
+    return run.logits_fn(0)
 
 
 def _show(ax, image: np.ndarray) -> None:

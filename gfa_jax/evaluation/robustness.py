@@ -34,6 +34,7 @@ from gfa_jax.evaluation import figures
 from gfa_jax.evaluation import report as robustness_report
 from gfa_jax.evaluation.paper_results import layerwise as layerwise_paper_results
 from gfa_jax.training import checkpoints, multiseed
+from gfa_jax.models.state import inference_logits_fn
 from gfa_jax.training.train_state import make_model
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,13 @@ class TrainedRun:
     config: ml_collections.ConfigDict
     model: nn.Module
     params: Any
+    model_state: Any
     seeds: tuple[int, ...]
+
+    def logits_fn(self, seed_index: int = 0):
+        """``x -> logits`` of one seed's model in inference mode (batch norm by its running averages)."""
+        return inference_logits_fn(self.model, multiseed.unstack(self.params, seed_index),
+                                   multiseed.unstack(self.model_state, seed_index))
 
     @property
     def label(self) -> str:
@@ -65,7 +72,7 @@ def load_run(workdir: str | pathlib.Path, num_classes: int, input_shape: Sequenc
     config = ml_collections.ConfigDict(gfa_config.upgrade_legacy(json.loads(config_path.read_text())))
     seeds = tuple(int(s) for s in config.seeds)
     model = make_model(config, num_classes)
-    epoch, params = checkpoints.restore_latest_params(checkpoints.make_manager(workdir / "checkpoints"))
+    epoch, params, model_state = checkpoints.restore_latest_variables(checkpoints.make_manager(workdir / "checkpoints"))
     if epoch == 0:
         raise FileNotFoundError(f"{workdir}/checkpoints holds no checkpoint yet: train first.")
     expected = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1,) + tuple(input_shape)))["params"]
@@ -73,15 +80,15 @@ def load_run(workdir: str | pathlib.Path, num_classes: int, input_shape: Sequenc
     if shapes != jax.tree.map(lambda leaf: leaf.shape, expected):
         raise ValueError(f"{workdir}'s checkpoint does not fit {config.model.name} on inputs {tuple(input_shape)} "
                          f"with {num_classes} classes: was it trained on another dataset?")
-    return TrainedRun(workdir, config, model, params, seeds)
+    return TrainedRun(workdir, config, model, params, model_state, seeds)
 
 
 def predict(run: TrainedRun, images: np.ndarray, batch_size: int) -> np.ndarray:
     """Predicted classes ``[S, N]`` of every seed."""
     chunk = multiseed.seeds_per_vmap(0, multiseed.seed_mesh(len(run.seeds)), multiseed.unstack(run.params, 0))
-    apply = jax.jit(lambda params, x: multiseed.map_seeds(
-        lambda p: jnp.argmax(run.model.apply({"params": p}, x), -1), (params,), chunk))
-    batches = [apply(run.params, data.to_model_range(jnp.asarray(images[i:i + batch_size])))
+    apply = jax.jit(lambda params, model_state, x: multiseed.map_seeds(
+        lambda p, s: jnp.argmax(inference_logits_fn(run.model, p, s)(x), -1), (params, model_state), chunk))
+    batches = [apply(run.params, run.model_state, data.to_model_range(jnp.asarray(images[i:i + batch_size])))
                for i in range(0, len(images), batch_size)]
     return np.concatenate([np.asarray(b) for b in batches], axis=1)
 
@@ -116,11 +123,11 @@ def perturbation_stats(x_adv: Array, x: Array, counted: Array) -> dict[str, Arra
     }
 
 
-def bounded_attack_batch(params, x, y, key, eps_grid, *, model, spec: attacks.AttackSpec, kwargs: dict):
+def bounded_attack_batch(params, model_state, x, y, key, eps_grid, *, model, spec: attacks.AttackSpec, kwargs: dict):
     """One batch under one bounded attack: ``[E]`` sums of correct predictions and intensities."""
 
     def one_eps(eps):
-        logits_fn = lambda inputs: model.apply({"params": params}, inputs)
+        logits_fn = inference_logits_fn(model, params, model_state)
         x_adv = spec.fn(logits_fn, x, y, key, eps=eps, bounds=data.MODEL_INPUT_BOUNDS, **kwargs)
         correct = jnp.argmax(logits_fn(x_adv), -1) == y
         return {"correct": jnp.sum(correct), **perturbation_stats(x_adv, x, jnp.ones_like(correct))}
@@ -128,9 +135,9 @@ def bounded_attack_batch(params, x, y, key, eps_grid, *, model, spec: attacks.At
     return jax.vmap(one_eps)(eps_grid)
 
 
-def minimum_norm_attack_batch(params, x, y, key, *, model, spec: attacks.AttackSpec, kwargs: dict):
+def minimum_norm_attack_batch(params, model_state, x, y, key, *, model, spec: attacks.AttackSpec, kwargs: dict):
     """One batch under one minimum-norm attack: sums of successes and of successful intensities."""
-    logits_fn = lambda inputs: model.apply({"params": params}, inputs)
+    logits_fn = inference_logits_fn(model, params, model_state)
     result = spec.fn(logits_fn, x, y, key, bounds=data.MODEL_INPUT_BOUNDS, **kwargs)
     return {"success": jnp.sum(result.success), **perturbation_stats(result.x_adv, x, result.success)}
 
@@ -148,6 +155,7 @@ def evaluate_attack(run: TrainedRun, spec: attacks.AttackSpec, images, labels, k
     """Rows ``{seed, attack, eps, accuracy, mse, l2, linf, ...}`` of one run under one attack."""
     mesh = multiseed.seed_mesh(len(run.seeds))
     params = multiseed.shard_seeds(run.params, mesh)
+    model_state = multiseed.shard_seeds(run.model_state, mesh)
     bounded = spec.kind == "bounded"
     chunk = multiseed.seeds_per_vmap(0, mesh, multiseed.unstack(run.params, 0))
     if bounded:
@@ -158,9 +166,9 @@ def evaluate_attack(run: TrainedRun, spec: attacks.AttackSpec, images, labels, k
         batch_fn = functools.partial(minimum_norm_attack_batch, model=run.model, spec=spec, kwargs=kwargs)
 
     @jax.jit
-    def per_seed(params, x, y, key, eps_grid):
+    def per_seed(params, model_state, x, y, key, eps_grid):
         extra = (eps_grid,) if bounded else ()
-        return multiseed.map_seeds(lambda p: batch_fn(p, x, y, key, *extra), (params,), chunk)
+        return multiseed.map_seeds(lambda p, s: batch_fn(p, s, x, y, key, *extra), (params, model_state), chunk)
 
     totals = None
     batch_size = robustness.batch_size
@@ -168,7 +176,7 @@ def evaluate_attack(run: TrainedRun, spec: attacks.AttackSpec, images, labels, k
         x = data.to_model_range(jnp.asarray(images[start:start + batch_size]))
         y = jnp.asarray(labels[start:start + batch_size])
         batch_key = jax.random.fold_in(key, start)
-        sums = per_seed(params, x, y, batch_key, eps_grid)
+        sums = per_seed(params, model_state, x, y, batch_key, eps_grid)
         totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
         progress.update(len(y))
     totals = jax.device_get(totals)

@@ -7,6 +7,7 @@ newest step that reads, and says so.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import pathlib
 
@@ -14,6 +15,10 @@ import jax
 import orbax.checkpoint as ocp
 
 logger = logging.getLogger(__name__)
+
+
+# Train-state fields that checkpoints of earlier versions lack (restored from the template when empty).
+FIELDS_ADDED_SINCE_RELEASE = ("model_state",)
 
 
 class NoUsableCheckpointError(RuntimeError):
@@ -30,14 +35,23 @@ def save(manager: ocp.CheckpointManager, epoch: int, state) -> None:
     manager.save(epoch, args=ocp.args.StandardSave(state))
 
 
-def _restore_newest(manager: ocp.CheckpointManager, restore_args):
-    """``(step, restored)`` of the newest step that restores, newest first; ``(0, None)`` if none exist."""
+def _is_layout_mismatch(error: Exception) -> bool:
+    return "tree structures do not match" in str(error)
+
+
+def _restore_newest(manager: ocp.CheckpointManager, restore_step):
+    """``(step, restored)`` of the newest step that ``restore_step(step)`` reads, newest first;
+    ``(0, None)`` if there is no step. A step that is damaged is moved aside (and said so); a step
+    written in another layout is an error, not damage."""
     steps = sorted(manager.all_steps(), reverse=True)
     failures, damaged = [], []
     for step in steps:
         try:
-            restored = manager.restore(step, args=restore_args)
+            restored = restore_step(step)
         except Exception as error:  # noqa: BLE001 - any unreadable step: try the one before
+            if _is_layout_mismatch(error):
+                raise ValueError(f"The checkpoint of epoch {step} in {manager.directory} holds a train state of "
+                                 f"another layout than this run's (another strategy or model?): {error}") from error
             failures.append(f"step {step}: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
             damaged.append(step)
             logger.warning("Checkpoint of epoch %d in %s is unreadable (%s); falling back to an earlier one.",
@@ -68,18 +82,32 @@ def _move_aside(manager: ocp.CheckpointManager, steps) -> pathlib.Path:
 def restore_latest(manager: ocp.CheckpointManager, template):
     """``(epoch, state)`` of the newest readable checkpoint, or ``(0, template)`` when there is none.
 
-    ``template`` fixes the tree structure, shapes and shardings of the restored arrays.
+    ``template`` (a train state) fixes the tree structure, shapes and shardings of the restored
+    arrays. Checkpoints written before a field was added to the train state (``model_state``, empty
+    for models without batch norm) restore with that field taken from the template.
     """
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
-    epoch, state = _restore_newest(manager, ocp.args.StandardRestore(abstract))
+
+    def restore_step(step):
+        try:
+            return manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        except ValueError as error:
+            added = [name for name in FIELDS_ADDED_SINCE_RELEASE if not jax.tree.leaves(getattr(template, name, None))]
+            if not (_is_layout_mismatch(error) and added):
+                raise
+            older = {f.name: getattr(abstract, f.name) for f in dataclasses.fields(template) if f.name not in added}
+            restored = manager.restore(step, args=ocp.args.StandardRestore(older))
+            return template.replace(**restored)
+
+    epoch, state = _restore_newest(manager, restore_step)
     return (epoch, state) if epoch else (0, template)
 
 
-def restore_latest_params(manager: ocp.CheckpointManager):
-    """``(epoch, params)`` of the newest readable checkpoint, whatever else the train state held.
+def restore_latest_variables(manager: ocp.CheckpointManager):
+    """``(epoch, params, model_state)`` of the newest readable checkpoint, whatever else it held.
 
-    Evaluation needs only the parameters; reading them without a template also reads checkpoints
-    of train states with other fields (other strategies, older versions).
+    Evaluation needs only the model; reading it without a template also reads checkpoints of train
+    states with other fields (other strategies, older versions without ``model_state``).
     """
-    epoch, state = _restore_newest(manager, ocp.args.StandardRestore())
-    return (epoch, state["params"]) if epoch else (0, None)
+    epoch, state = _restore_newest(manager, lambda step: manager.restore(step, args=ocp.args.StandardRestore()))
+    return (epoch, state["params"], state.get("model_state") or {}) if epoch else (0, None, {})

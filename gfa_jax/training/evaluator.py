@@ -11,15 +11,18 @@ import numpy as np
 from gfa_jax import data
 from gfa_jax.defenses.gaie import gaie_alignment
 from gfa_jax.defenses.gfa import layer_gfa
+from gfa_jax.models.state import bind
 from gfa_jax.training import multiseed
 
 Array = jax.Array
 
 
-def eval_batch_stats(params, x: Array, labels: Array, weight: Array, *, model: nn.Module,
+def eval_batch_stats(params, model_state, x: Array, labels: Array, weight: Array, *, model: nn.Module,
                      gaie: bool = False) -> dict[str, Array]:
     """Weighted sums over a batch of correctness, MSE and every layer's GFA (and GFA squared); with
-    ``gaie``, also of the GAIE alignment (:func:`gfa_jax.defenses.gaie.gaie_alignment`) and its square."""
+    ``gaie``, also of the GAIE alignment (:func:`gfa_jax.defenses.gaie.gaie_alignment`) and its square.
+    The model runs in inference mode (batch norm by its running averages)."""
+    model = bind(model, model_state, train=False)
     per_sample, logits, gfa = layer_gfa(model, params, x, labels, model.layer_names)
     stats = {
         "count": weight.sum(),
@@ -49,10 +52,10 @@ def make_evaluator(model: nn.Module, batch_size: int, *, gaie: bool = False, see
     ``gaie``, those of GAIE too, as ``gaie/mean`` and ``gaie/std``).
     """
     batch_stats = functools.partial(eval_batch_stats, model=model, gaie=gaie)
-    stats_fn = jax.jit(lambda params, x, labels, weight: multiseed.map_seeds(
-        lambda p: batch_stats(p, x, labels, weight), (params,), seed_chunk))
+    stats_fn = jax.jit(lambda params, model_state, x, labels, weight: multiseed.map_seeds(
+        lambda p, s: batch_stats(p, s, x, labels, weight), (params, model_state), seed_chunk))
 
-    def evaluate(params, images: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    def evaluate(params, model_state, images: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
         n = len(labels)
         padded = -(-n // batch_size) * batch_size
         weight = np.zeros(padded, np.float32)
@@ -62,7 +65,7 @@ def make_evaluator(model: nn.Module, batch_size: int, *, gaie: bool = False, see
         totals = None
         for start in range(0, padded, batch_size):
             batch = slice(start, start + batch_size)
-            stats = stats_fn(params, data.to_model_range(jnp.asarray(images[batch])),
+            stats = stats_fn(params, model_state, data.to_model_range(jnp.asarray(images[batch])),
                              jnp.asarray(labels[batch]), jnp.asarray(weight[batch]))
             totals = stats if totals is None else jax.tree.map(jnp.add, totals, stats)
         totals = jax.device_get(totals)

@@ -108,9 +108,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, epoch
             train_metrics = jax.device_get(jax.tree.map(lambda *m: jnp.mean(jnp.stack(m), 0), *step_metrics))
             train_seconds = time.perf_counter() - started
 
-            evaluations = {"test": evaluate(states.params, dataset.test_images, dataset.test_labels)}
+            evaluations = {"test": evaluate(states.params, states.model_state, dataset.test_images, dataset.test_labels)}
             if epoch % config.eval.train_gfa_every_epochs == 0 or epoch == config.num_epochs:
-                evaluations["train"] = evaluate(states.params, dataset.train_images[train_eval_index],
+                evaluations["train"] = evaluate(states.params, states.model_state, dataset.train_images[train_eval_index],
                                                 dataset.train_labels[train_eval_index])
             records += metrics.epoch_records(epoch, seeds, train_metrics, evaluations, train_seconds)
             # Metrics before the checkpoint: a run killed in between redoes the epoch and drops its lines.

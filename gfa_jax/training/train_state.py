@@ -12,6 +12,7 @@ from flax import struct
 
 from gfa_jax.defenses.objective import Objective
 from gfa_jax.models import get_model
+from gfa_jax.models.state import split_variables
 
 Array = jax.Array
 
@@ -19,13 +20,16 @@ Array = jax.Array
 class TrainState(struct.PyTreeNode):
     """What a seed's training needs to continue: checkpointed as a whole.
 
-    ``carry`` is what the objective hands from one step to the next (see :mod:`gfa_jax.defenses.objective`).
+    ``model_state`` is the model's non-trainable state (batch-norm statistics; ``{}`` for the papers'
+    models, see :mod:`gfa_jax.models.state`); ``carry`` is what the objective hands from one step to
+    the next (see :mod:`gfa_jax.defenses.objective`).
     """
 
     step: Array
     params: Any
     opt_state: Any
     carry: Any
+    model_state: Any = struct.field(default_factory=dict)
 
 
 def make_model(config: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
@@ -34,6 +38,7 @@ def make_model(config: ml_collections.ConfigDict, num_classes: int) -> nn.Module
 
 def create_train_state(key: Array, model: nn.Module, tx: optax.GradientTransformation, sample_x: Array,
                        objective: Objective | None = None) -> TrainState:
-    params = model.init(key, sample_x)["params"]
-    carry = objective.init_carry(params, sample_x) if objective is not None else {}
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), carry=carry)
+    params, model_state = split_variables(model.init(key, sample_x))
+    carry = objective.init_carry(params, model_state, sample_x) if objective is not None else {}
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), carry=carry,
+                      model_state=model_state)

@@ -42,11 +42,12 @@ def train_step(
     x = data.to_model_range(images[index])
     y = labels[index]
     key = jax.random.fold_in(epoch_key, step_in_epoch)
-    (loss, (aux, carry)), grads = jax.value_and_grad(objective.loss, has_aux=True)(
-        state.params, x, y, key, state.carry)
+    (loss, (aux, carry, model_state)), grads = jax.value_and_grad(objective.loss, has_aux=True)(
+        state.params, state.model_state, x, y, key, state.carry)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, carry=carry)
+    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, carry=carry,
+                              model_state=model_state)
     return new_state, {"loss": loss, **aux}
 
 

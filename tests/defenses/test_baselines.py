@@ -89,9 +89,9 @@ def test_no_gradient_flows_through_the_attack():
     config.adversarial.steps = 3
     key = jax.random.key(3)
     objective = make_objective(config, model)
-    grads = jax.grad(lambda p: objective.loss(p, x, y, key, {})[0])(params)
+    grads = jax.grad(lambda p: objective.loss(p, {}, x, y, key, {})[0])(params)
 
-    settings = {k: v for k, v in config.adversarial.items() if k != "enabled"}
+    settings = {k: v for k, v in config.adversarial.items() if k not in ("enabled", "model_mode")}
     x_mix, _ = adversarial_training.adversarial_inputs(params, x, y, key, model=model, **settings)
     fixed = functools.partial(gfa_loss, model=model, layer_names=model.layer_names, beta=config.gfa.beta)
     expected = jax.grad(lambda p: fixed(p, x_mix, y)[0])(params)

@@ -171,9 +171,9 @@ def test_first_step_is_unperturbed_and_the_carry_is_dL_dy_of_that_batch():
     _, model, objective = _objective(eps_mode="fixed")
     x, y = _batch(0)
     params = model.init(jax.random.key(0), x[:1])["params"]
-    carry = objective.init_carry(params, x[:1])
+    carry = objective.init_carry(params, {}, x[:1])
     assert {k: v.shape for k, v in carry["output_grads"].items()} == {"fc2": (4, 6), "fc3": (4, 10)}
-    (value, (_, carry)), grads = jax.value_and_grad(objective.loss, has_aux=True)(params, x, y, jax.random.key(1), carry)
+    (value, (_, carry, _)), grads = jax.value_and_grad(objective.loss, has_aux=True)(params, {}, x, y, jax.random.key(1), carry)
 
     # Zero carry: the forward pass is the plain one (Algorithm 1, line 3), and so is the gradient.
     plain = lambda p: mse_onehot(model.apply({"params": p}, x), y).mean()
@@ -195,10 +195,10 @@ def test_next_step_adds_the_perturbation_of_the_carried_gradients(form):
     _, model, objective = _objective(eps_mode="fixed", eps=EPS, form=form, beta=(0.0, 0.1, 0.0))
     x, y = _batch(0)
     params = model.init(jax.random.key(0), x[:1])["params"]
-    carry = objective.init_carry(params, x[:1])
+    carry = objective.init_carry(params, {}, x[:1])
     carry = {**carry, "output_grads": jax.tree.map(lambda g: jax.random.normal(jax.random.key(3), g.shape), carry["output_grads"])}
-    (value, (metrics, new_carry)), grads = jax.value_and_grad(objective.loss, has_aux=True)(
-        params, x, y, jax.random.key(1), carry)
+    (value, (metrics, new_carry, _)), grads = jax.value_and_grad(objective.loss, has_aux=True)(
+        params, {}, x, y, jax.random.key(1), carry)
 
     def expected_loss(p):
         def perturb(module, layer_input, output):
@@ -217,8 +217,8 @@ def test_no_gradient_flows_through_the_carry():
     _, model, objective = _objective(eps_mode="fixed")
     x, y = _batch(0)
     params = model.init(jax.random.key(0), x[:1])["params"]
-    carry = objective.init_carry(params, x[:1])
-    carry_grad = jax.grad(lambda c: objective.loss(params, x, y, jax.random.key(1), c)[0])(
+    carry = objective.init_carry(params, {}, x[:1])
+    carry_grad = jax.grad(lambda c: objective.loss(params, {}, x, y, jax.random.key(1), c)[0])(
         {**carry, "output_grads": jax.tree.map(jnp.ones_like, carry["output_grads"])})
     assert all(float(jnp.abs(leaf).max()) == 0.0 for leaf in jax.tree.leaves(carry_grad))
 
@@ -346,7 +346,7 @@ def test_all_w_trains_on_fgsm_inputs_from_config_adversarial():
     objective = make_objective(config, model)
     x, y = _batch(0)
     params = model.init(jax.random.key(0), x[:1])["params"]
-    carry = objective.init_carry(params, x[:1])
-    _, (metrics, _) = objective.loss(params, x, y, jax.random.key(1), carry)
+    carry = objective.init_carry(params, {}, x[:1])
+    _, (metrics, _, _) = objective.loss(params, {}, x, y, jax.random.key(1), carry)
     clean = mse_onehot(model.apply({"params": params}, x), y).mean()
     assert float(metrics["task_loss"]) > float(clean)  # zero carry: only the adversarial inputs differ

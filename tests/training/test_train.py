@@ -89,7 +89,7 @@ def test_nan_loss_stops_naming_epoch_and_seed_and_keeps_the_last_good_checkpoint
     with pytest.raises(FloatingPointError, match=r"non-finite for seeds \[0, 1\]\) at epoch 2(.|\n)*learning_rate"):
         _run(config, tmp_path / "run")
     manager = checkpoints.make_manager(tmp_path / "run" / "checkpoints")
-    epoch, params = checkpoints.restore_latest_params(manager)
+    epoch, params, _ = checkpoints.restore_latest_variables(manager)
     assert epoch == 1 and all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(params))
 
 
