@@ -11,7 +11,7 @@ import json
 
 import ml_collections
 
-from gfa_jax import data
+from gfa_jax import augmentation, data
 from gfa_jax.losses import TASK_LOSSES
 from gfa_jax.models import MODELS, get_model
 
@@ -39,6 +39,10 @@ def base_config() -> ml_collections.ConfigDict:
     config.data.download = False
     config.data.train_size = 0  # 0: the whole split
     config.data.test_size = 0
+    # Training-batch augmentation, on the device inside the train step (gfa_jax.augmentation):
+    # "none" (DeepDefense and the MNIST tables) | "crop_flip" (random crop with 4-pixel zero
+    # padding + horizontal flip, the standard CIFAR recipe of the layer-wise paper's Tables VIII-IX).
+    config.data.augmentation = "none"
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "paper_mlp"
@@ -75,8 +79,11 @@ def base_config() -> ml_collections.ConfigDict:
     config.optimizer = ml_collections.ConfigDict()
     config.optimizer.name = "adam"  # adam | adamw | sgd
     config.optimizer.learning_rate = 1e-3
-    config.optimizer.schedule = "constant"  # constant | cosine
+    config.optimizer.schedule = "constant"  # constant | cosine | multistep
     config.optimizer.warmup_steps = 0  # linear warm-up from 0 before the schedule
+    # multistep: the learning rate is multiplied by decay_factor at the start of each of these epochs.
+    config.optimizer.decay_epochs = ()
+    config.optimizer.decay_factor = 0.1
     config.optimizer.momentum = 0.0
     config.optimizer.nesterov = False
     config.optimizer.weight_decay = 0.0
@@ -175,6 +182,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
                     f"gfa.beta has {len(config.gfa.beta)} entries but {config.model.name} has "
                     f"{len(names)} layers {names}; give one weight per layer."
                 )
+        if config.data.augmentation not in augmentation.AUGMENTATIONS:
+            problems.append(f"data.augmentation {config.data.augmentation!r} is not one of "
+                            f"{sorted(augmentation.AUGMENTATIONS)}.")
         if config.data.name not in data.DATASETS:
             problems.append(f"data.name {config.data.name!r} is not one of {sorted(data.DATASETS)}.")
         if config.task_loss not in TASK_LOSSES:

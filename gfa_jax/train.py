@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -19,7 +19,7 @@ import numpy as np
 import optax
 from flax import struct
 
-from gfa_jax import checkpoints, data, metrics_io, multiseed
+from gfa_jax import augmentation, checkpoints, data, metrics_io, multiseed
 from gfa_jax import config as gfa_config
 from gfa_jax.gaie import gaie_alignment
 from gfa_jax.gfa import layer_gfa
@@ -27,6 +27,8 @@ from gfa_jax.models import get_model
 from gfa_jax.objectives import Objective, make_objective
 
 Array = jax.Array
+
+_AUGMENTATION_STREAM = 1  # folded into the step key: the augmentation draws from its own stream
 
 
 class TrainState(struct.PyTreeNode):
@@ -43,7 +45,8 @@ class TrainState(struct.PyTreeNode):
 
 def make_optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
     """optax optimizer from ``config.optimizer`` (name, learning_rate, schedule, warmup_steps, momentum,
-    weight_decay)."""
+    weight_decay; decay_epochs and decay_factor for the multistep schedule, whose epochs are
+    ``total_steps / config.num_epochs`` steps long)."""
     opt = config.optimizer
     warmup = opt.warmup_steps
     if warmup < 0:
@@ -52,8 +55,15 @@ def make_optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax
         learning_rate = optax.constant_schedule(opt.learning_rate)
     elif opt.schedule == "cosine":
         learning_rate = optax.cosine_decay_schedule(opt.learning_rate, max(total_steps - warmup, 1))
+    elif opt.schedule == "multistep":
+        steps_per_epoch = total_steps // max(config.num_epochs, 1)
+        # Boundaries count from step 0 of the run; the schedule after a warm-up starts at `warmup`.
+        boundaries = {epoch * steps_per_epoch - warmup: opt.decay_factor for epoch in opt.decay_epochs}
+        if any(step <= 0 for step in boundaries):
+            raise ValueError(f"optimizer.decay_epochs {tuple(opt.decay_epochs)} must lie after the warm-up.")
+        learning_rate = optax.piecewise_constant_schedule(opt.learning_rate, boundaries)
     else:
-        raise ValueError(f"Unknown optimizer.schedule {opt.schedule!r}; use 'constant' or 'cosine'.")
+        raise ValueError(f"Unknown optimizer.schedule {opt.schedule!r}; use 'constant', 'cosine' or 'multistep'.")
     if warmup:  # linear from 0, then the schedule from its start
         learning_rate = optax.join_schedules(
             [optax.linear_schedule(0.0, opt.learning_rate, warmup), learning_rate], [warmup])
@@ -92,6 +102,7 @@ def train_step(
     objective: Objective,
     tx: optax.GradientTransformation,
     batch_size: int,
+    augment: Callable[[Array, Array], Array] | None = None,
 ) -> tuple[TrainState, dict[str, Array]]:
     """One optimizer step of one seed on batch ``step_in_epoch`` of its epoch order.
 
@@ -100,11 +111,15 @@ def train_step(
       labels: int ``[N]``.
       order: this seed's permutation of ``range(N)`` for the epoch.
       epoch_key: this seed's key for the epoch; the step's key is folded from it.
+      augment: ``augment(key, uint8 batch) -> uint8 batch`` (:mod:`gfa_jax.augmentation`), or None.
     """
     index = jax.lax.dynamic_slice_in_dim(order, step_in_epoch * batch_size, batch_size)
-    x = data.to_model_range(images[index])
+    batch = images[index]
     y = labels[index]
     key = jax.random.fold_in(epoch_key, step_in_epoch)
+    if augment is not None:  # its own key stream: the objective's key is the same with or without
+        batch = augment(jax.random.fold_in(key, _AUGMENTATION_STREAM), batch)
+    x = data.to_model_range(batch)
     (loss, (aux, carry)), grads = jax.value_and_grad(objective.loss, has_aux=True)(
         state.params, x, y, key, state.carry)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -114,12 +129,13 @@ def train_step(
 
 
 def make_multiseed_step(objective: Objective, tx: optax.GradientTransformation, batch_size: int,
-                        seed_chunk: int | None = None):
+                        seed_chunk: int | None = None, augment: Callable[[Array, Array], Array] | None = None):
     """All seeds' ``train_step`` as one jitted program: ``(states, images, labels, orders, keys, i)``.
 
-    ``seed_chunk``: see :func:`multiseed.map_seeds` (None: one vmap over all seeds).
+    ``seed_chunk``: see :func:`multiseed.map_seeds` (None: one vmap over all seeds). ``augment``:
+    see :func:`train_step`.
     """
-    step = functools.partial(train_step, objective=objective, tx=tx, batch_size=batch_size)
+    step = functools.partial(train_step, objective=objective, tx=tx, batch_size=batch_size, augment=augment)
 
     def all_seeds(states, images, labels, orders, keys, step_in_epoch):
         def one_seed(state, order, key):
@@ -267,7 +283,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, epoch
     data_keys = multiseed.seed_keys(seeds, purpose=1)
     step_keys = multiseed.seed_keys(seeds, purpose=2)
     seed_chunk = multiseed.seeds_per_vmap(config.seeds_per_vmap, mesh, multiseed.unstack(states.params, 0))
-    step_fn = make_multiseed_step(objective, tx, config.batch_size, seed_chunk)
+    step_fn = make_multiseed_step(objective, tx, config.batch_size, seed_chunk,
+                                  augment=augmentation.get_augmentation(config.data.augmentation))
     evaluate = make_evaluator(model, config.eval.batch_size, gaie=bool(config.gaie.weight), seed_chunk=seed_chunk)
     train_eval_index = np.random.default_rng(0).permutation(num_train)[: config.eval.train_samples or num_train]
 

@@ -309,10 +309,10 @@ def test_worst_case_table_has_runs_as_rows_and_the_min_over_attacks_per_seed():
 
 
 def test_paper_rows_are_keyed_by_our_models_and_placements():
-    from configs import mnist_3conv2fc_layerwise, mnist_4fc_layerwise
+    from configs import cifar100_wrn_layerwise, cifar_vgg16_layerwise, mnist_3conv2fc_layerwise, mnist_4fc_layerwise
     from gfa_jax import layerwise_paper_results
 
-    for module in (mnist_4fc_layerwise, mnist_3conv2fc_layerwise):
+    for module in (mnist_4fc_layerwise, mnist_3conv2fc_layerwise, cifar_vgg16_layerwise, cifar100_wrn_layerwise):
         for placement in ("standard", "adv_input", *module.PLACEMENTS):
             config = module.get_config(placement)
             row = layerwise_paper_results.paper_accuracy(config.model.name, config.strategy)
