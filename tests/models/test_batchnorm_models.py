@@ -60,7 +60,7 @@ def test_layers_are_plain_convs_and_one_dense_with_batch_norm_beside_them(name, 
 def tiny(request):
     model = get_model(request.param, num_classes=7)
     x = jax.random.uniform(jax.random.key(1), (4, *CIFAR), minval=-1, maxval=1)
-    variables = _model_variables(jax.jit(model.init)(jax.random.key(0), x))
+    variables = _model_variables(model.init(jax.random.key(0), x))
     return request.param, model, x, variables
 
 
