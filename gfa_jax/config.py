@@ -14,7 +14,7 @@ import math
 import ml_collections
 from ml_collections.config_dict import placeholder
 
-from gfa_jax import attacks, data
+from gfa_jax import attacks, augmentation, data
 from gfa_jax.losses import TASK_LOSSES
 from gfa_jax.models import MODELS, get_model
 
@@ -42,6 +42,10 @@ def base_config() -> ml_collections.ConfigDict:
     config.data.download = False
     config.data.train_size = 0  # 0: the whole split
     config.data.test_size = 0
+    # Training-batch augmentation, on the device inside the train step (gfa_jax.augmentation):
+    # "none" (DeepDefense and the MNIST tables) | "crop_flip" (random crop with 4-pixel zero
+    # padding + horizontal flip, the standard CIFAR recipe of the layer-wise paper's Tables VIII-IX).
+    config.data.augmentation = "none"
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "paper_mlp"
@@ -253,6 +257,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
                     f"gfa.beta has {len(config.gfa.beta)} entries but {config.model.name} has "
                     f"{len(names)} layers {names}; give one weight per layer."
                 )
+        if config.data.augmentation not in augmentation.AUGMENTATIONS:
+            problems.append(f"data.augmentation {config.data.augmentation!r} is not one of "
+                            f"{sorted(augmentation.AUGMENTATIONS)}.")
         if config.data.name not in data.DATASETS:
             problems.append(f"data.name {config.data.name!r} is not one of {sorted(data.DATASETS)}.")
         if config.task_loss not in TASK_LOSSES:

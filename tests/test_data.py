@@ -195,14 +195,15 @@ def test_image_folder_wrong_image_size_is_rejected(tmp_path, cache_dir):
         data.load_dataset("cifar10", data_dir=str(tmp_path / "cifar"))
 
 
-@pytest.mark.parametrize("name, image_shape", [("mnist", (28, 28, 1)), ("cifar10", (32, 32, 3))])
-def test_tfds_mock_data(name, image_shape):
+@pytest.mark.parametrize("name, image_shape, num_classes", [
+    ("mnist", (28, 28, 1), 10), ("cifar10", (32, 32, 3), 10), ("cifar100", (32, 32, 3), 100)])
+def test_tfds_mock_data(name, image_shape, num_classes):
     with tfds.testing.mock_data(num_examples=6):
         dataset = data.load_dataset(name, source="tfds")
     assert dataset.train_images.shape == (6, *image_shape)
     assert dataset.test_images.shape == (6, *image_shape)
     assert dataset.train_images.dtype == np.uint8 and dataset.test_labels.dtype == np.int32
-    assert dataset.num_classes == 10
+    assert dataset.num_classes == num_classes
     assert dataset.source == f"tfds:{name}"
 
 

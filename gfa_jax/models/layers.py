@@ -44,3 +44,18 @@ def capture_layer_input(module: nn.Module, name: str, h: jax.Array) -> jax.Array
     h = module.perturb(capture_key(name), h, collection=LAYER_INPUT_GRADS)
     module.sow(LAYER_INPUTS, capture_key(name), h, reduce_fn=lambda _, new: new, init_fn=lambda: None)
     return h
+
+
+def batch_norm(train: bool, name: str) -> nn.BatchNorm:
+    """Batch norm with PyTorch's defaults (running averages ``0.9 * old + 0.1 * batch``, eps 1e-5).
+
+    ``train``: normalise with the batch's statistics and update ``batch_stats`` (``apply`` with
+    ``mutable=["batch_stats"]``); otherwise use the running averages. One difference from
+    ``torch.nn.BatchNorm2d`` remains: the running variance is updated with the biased batch variance.
+    """
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name)
+
+
+# He-normal with fan_out, the initialisation of the reference CIFAR ResNets / WRNs (PyTorch's
+# ``kaiming_normal_(mode="fan_out", nonlinearity="relu")``).
+conv_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")

@@ -1,23 +1,23 @@
-"""VGG16 for CIFAR-10 (layer-wise adversarial training paper, Table VIII), without batch norm."""
+"""VGG16 with batch norm for CIFAR-10 (layer-wise adversarial training paper, Table VIII)."""
 from __future__ import annotations
 
 import flax.linen as nn
 import jax
 
-from gfa_jax.models.layers import capture_layer_input, max_pool_2x2
+from gfa_jax.models.layers import batch_norm, capture_layer_input, conv_kernel_init, max_pool_2x2
 
 # Output channels of the 13 convolutions; "M" is a 2x2 max pool (32 -> 1 spatially).
 VGG16_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
 
-class VGG16(nn.Module):
-    """13 3x3 convolutions (ReLU) in five pooled stages, then Dense 512 - 512 - classes.
+class VGG16BN(nn.Module):
+    """13 x (3x3 conv with bias - batch norm - ReLU) in five max-pooled stages, then one Dense.
 
-    The CIFAR form of VGG16 (1x1x512 features after the fifth pool, two hidden Dense layers of 512
-    instead of ImageNet's 4096). Deviation: no batch norm, because the train loop keeps no
-    ``batch_stats``; the paper does not say whether it used it. ``width`` scales every channel
-    count (``width=1/16`` is a test-sized VGG16 with the same 16 layers).
-    Layers: ``conv1..conv13, fc1, fc2, fc3``.
+    The CIFAR VGG16 of kuangliu/pytorch-cifar (``VGG('VGG16')``): 1x1x512 features after the fifth
+    pool feed ``Linear(512, num_classes)``; 14,728,266 trainable parameters for 10 classes.
+    ``width`` scales every channel count (``width=1/8``: a CPU-sized VGG16 with the same layers).
+    Layers (inputs captured, :func:`capture_layer_input`): ``conv1..conv13, fc``; a convolution's
+    input is the previous block's ReLU output (max-pooled where a pool follows).
     """
 
     num_classes: int = 10
@@ -29,10 +29,10 @@ class VGG16(nn.Module):
     @property
     def layer_names(self) -> tuple[str, ...]:
         convs = sum(1 for entry in VGG16_LAYOUT if entry != "M")
-        return tuple(f"conv{i + 1}" for i in range(convs)) + ("fc1", "fc2", "fc3")
+        return tuple(f"conv{i + 1}" for i in range(convs)) + ("fc",)
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         names = iter(self.layer_names)
         for entry in VGG16_LAYOUT:
             if entry == "M":
@@ -40,12 +40,9 @@ class VGG16(nn.Module):
                 continue
             name = next(names)
             x = capture_layer_input(self, name, x)
-            x = nn.relu(nn.Conv(self._channels(entry), (3, 3), padding="SAME", name=name)(x))
+            x = nn.Conv(self._channels(entry), (3, 3), padding=1, kernel_init=conv_kernel_init, name=name)(x)
+            x = nn.relu(batch_norm(train, f"{name}_bn")(x))
         x = x.reshape(x.shape[0], -1)
-        for features in (self._channels(512), self._channels(512)):
-            name = next(names)
-            x = capture_layer_input(self, name, x)
-            x = nn.relu(nn.Dense(features, name=name)(x))
         name = next(names)
         x = capture_layer_input(self, name, x)
         return nn.Dense(self.num_classes, name=name)(x)

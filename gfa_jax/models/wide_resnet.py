@@ -1,34 +1,39 @@
-"""WideResNet-28-10 for CIFAR-100 (layer-wise adversarial training paper, Table IX), without batch norm."""
+"""Wide ResNet (Zagoruyko & Komodakis, 2016) for CIFAR: WRN-28-10 of the layer-wise adversarial
+training paper's Table IX and of the robustness leaderboards."""
 from __future__ import annotations
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gfa_jax.models.layers import capture_layer_input
+from gfa_jax.models.layers import batch_norm, capture_layer_input, conv_kernel_init
 
 
 class WideResNet(nn.Module):
-    """WRN-depth-widen (Zagoruyko & Komodakis): a 3x3 stem conv of 16 channels, three groups of
-    ``(depth - 4) / 6`` pre-activation basic blocks of ``16k, 32k, 64k`` channels (strides 1, 2, 2),
-    global average pooling and a Dense classifier. ``depth=28, widen=10`` is WRN-28-10;
-    ``depth=10, widen=1`` a test-sized one.
+    """WRN-depth-widen with pre-activation basic blocks, as in the reference CIFAR code
+    (xternalz/WideResNet-pytorch, RobustBench's ``WideResNet``, dropout 0).
 
-    Deviation: no batch norm (the train loop keeps no ``batch_stats``). To keep the residual stack
-    trainable without it, each block's second convolution starts at zero (SkipInit / Fixup style),
-    so every block is the identity (or its 1x1 projection) at initialisation.
-    Layers, flat names in forward order: ``stem``, then per block (``g{group}b{block}_...``) ``_shortcut``
-    (a 1x1 projection, only where the shape changes), ``_conv1``, ``_conv2``; then ``fc``.
+    A 3x3 stem convolution of 16 channels; three groups of ``(depth - 4) / 6`` blocks of
+    ``16k, 32k, 64k`` channels (strides 1, 2, 2); a final BN - ReLU, global average pooling and a
+    Dense classifier with bias. Block: ``h = relu(bn1(x))``, ``out = conv2(relu(bn2(conv1(h))))``,
+    returning ``out + x`` or, where the width or stride changes, ``out + shortcut(h)`` with a 1x1
+    convolution (as the reference: the projection reads the pre-activated ``h``). Convolutions have
+    no bias. ``depth=28, widen=10``: 36,479,194 trainable parameters for 10 classes, 36,536,884 for
+    100; ``depth=10, widen=1`` is a CPU-sized one.
+
+    Layers (inputs captured), flat names in forward order: ``stem``; per block ``g{group}b{block}_``
+    ``conv1``, ``conv2`` and, where the shape changes, ``shortcut``; then ``fc``. ``conv1``'s and
+    ``shortcut``'s input is the block's ``relu(bn1(x))``, ``conv2``'s ``relu(bn2(conv1(...)))``.
     """
 
-    num_classes: int = 100
+    num_classes: int = 10
     depth: int = 28
     widen: int = 10
 
     def _blocks(self):
         """``(prefix, in_channels, out_channels, stride)`` of every block."""
-        if (self.depth - 4) % 6:
-            raise ValueError(f"WideResNet depth must be 6n + 4, got {self.depth}.")
+        if (self.depth - 4) % 6 or self.depth < 10:
+            raise ValueError(f"WideResNet depth must be 6n + 4 with n >= 1, got {self.depth}.")
         per_group = (self.depth - 4) // 6
         blocks, channels = [], 16
         for group, (width, stride) in enumerate(zip((16, 32, 64), (1, 2, 2)), start=1):
@@ -38,30 +43,36 @@ class WideResNet(nn.Module):
                 channels = out
         return blocks
 
+    @staticmethod
+    def _projects(in_channels: int, out_channels: int, stride: int) -> bool:
+        return in_channels != out_channels or stride != 1
+
     @property
     def layer_names(self) -> tuple[str, ...]:
         names = ["stem"]
         for prefix, in_channels, out_channels, stride in self._blocks():
-            if in_channels != out_channels or stride != 1:
-                names.append(f"{prefix}_shortcut")
             names += [f"{prefix}_conv1", f"{prefix}_conv2"]
+            if self._projects(in_channels, out_channels, stride):
+                names.append(f"{prefix}_shortcut")
         return tuple(names) + ("fc",)
 
-    def _conv(self, name, h, features, kernel, stride=1, **kwargs):
+    def _conv(self, name: str, h: jax.Array, features: int, kernel: int, stride: int = 1) -> jax.Array:
         h = capture_layer_input(self, name, h)
-        return nn.Conv(features, (kernel, kernel), strides=stride, padding="SAME", name=name, **kwargs)(h)
+        return nn.Conv(features, (kernel, kernel), strides=stride, padding=kernel // 2, use_bias=False,
+                       kernel_init=conv_kernel_init, name=name)(h)
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         x = self._conv("stem", x, 16, 3)
         for prefix, in_channels, out_channels, stride in self._blocks():
-            h = nn.relu(x)
-            shortcut = x
-            if in_channels != out_channels or stride != 1:
-                shortcut = self._conv(f"{prefix}_shortcut", h, out_channels, 1, stride)
-            h = nn.relu(self._conv(f"{prefix}_conv1", h, out_channels, 3, stride))
-            h = self._conv(f"{prefix}_conv2", h, out_channels, 3, kernel_init=nn.initializers.zeros)
-            x = shortcut + h
-        x = jnp.mean(nn.relu(x), axis=(1, 2))
+            h = nn.relu(batch_norm(train, f"{prefix}_bn1")(x))
+            out = self._conv(f"{prefix}_conv1", h, out_channels, 3, stride)
+            out = nn.relu(batch_norm(train, f"{prefix}_bn2")(out))
+            out = self._conv(f"{prefix}_conv2", out, out_channels, 3)
+            if self._projects(in_channels, out_channels, stride):
+                x = self._conv(f"{prefix}_shortcut", h, out_channels, 1, stride)
+            x = x + out
+        x = nn.relu(batch_norm(train, "final_bn")(x))
+        x = jnp.mean(x, axis=(1, 2))
         x = capture_layer_input(self, "fc", x)
         return nn.Dense(self.num_classes, name="fc")(x)

@@ -32,6 +32,9 @@ def learning_rate_schedule(opt: ml_collections.ConfigDict, total_steps: int, ste
         schedule = optax.cosine_decay_schedule(opt.learning_rate, max(total_steps - warmup, 1))
     elif opt.schedule == "multistep":
         boundaries = {int(epoch * steps_per_epoch) - warmup: opt.decay_factor for epoch in opt.decay_epochs}
+        if any(step <= 0 for step in boundaries):
+            raise ValueError(f"optimizer.decay_epochs {tuple(opt.decay_epochs)} must lie after the warm-up "
+                             f"({warmup} steps, {steps_per_epoch} steps per epoch).")
         schedule = optax.piecewise_constant_schedule(opt.learning_rate, boundaries)
     else:
         raise ValueError(f"Unknown optimizer.schedule {opt.schedule!r}; use one of {SCHEDULES}.")

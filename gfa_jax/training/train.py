@@ -15,7 +15,7 @@ import ml_collections
 import numpy as np
 
 from gfa_jax import config as gfa_config
-from gfa_jax import console, data, files
+from gfa_jax import augmentation, console, data, files
 from gfa_jax.defenses.compose import make_objective
 from gfa_jax.training import checkpoints, metrics, multiseed
 from gfa_jax.training import workdir as workdir_lib
@@ -83,7 +83,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, epoch
     data_keys = multiseed.seed_keys(seeds, purpose=1)
     step_keys = multiseed.seed_keys(seeds, purpose=2)
     seed_chunk = multiseed.seeds_per_vmap(config.seeds_per_vmap, mesh, multiseed.unstack(states.params, 0))
-    step_fn = make_multiseed_step(objective, tx, config.batch_size, seed_chunk)
+    step_fn = make_multiseed_step(objective, tx, config.batch_size, seed_chunk,
+                                  augment=augmentation.get_augmentation(config.data.augmentation))
     evaluate = make_evaluator(model, config.eval.batch_size, gaie=bool(config.gaie.weight), seed_chunk=seed_chunk)
     train_eval_index = np.random.default_rng(0).permutation(num_train)[: config.eval.train_samples or num_train]
 

@@ -6,6 +6,7 @@ and randomness of an epoch are functions of (seed, epoch) alone (``epoch_keys``,
 from __future__ import annotations
 
 import functools
+from typing import Callable
 
 import jax
 import optax
@@ -16,6 +17,8 @@ from gfa_jax.training import multiseed
 from gfa_jax.training.train_state import TrainState
 
 Array = jax.Array
+
+_AUGMENTATION_STREAM = 1  # folded into the step key: the augmentation draws from its own stream
 
 
 def train_step(
@@ -29,6 +32,7 @@ def train_step(
     objective: Objective,
     tx: optax.GradientTransformation,
     batch_size: int,
+    augment: Callable[[Array, Array], Array] | None = None,
 ) -> tuple[TrainState, dict[str, Array]]:
     """One optimizer step of one seed on batch ``step_in_epoch`` of its epoch order.
 
@@ -37,11 +41,15 @@ def train_step(
       labels: int ``[N]``.
       order: this seed's permutation of ``range(N)`` for the epoch.
       epoch_key: this seed's key for the epoch; the step's key is folded from it.
+      augment: ``augment(key, uint8 batch) -> uint8 batch`` (:mod:`gfa_jax.augmentation`), or None.
     """
     index = jax.lax.dynamic_slice_in_dim(order, step_in_epoch * batch_size, batch_size)
-    x = data.to_model_range(images[index])
+    batch = images[index]
     y = labels[index]
     key = jax.random.fold_in(epoch_key, step_in_epoch)
+    if augment is not None:  # its own key stream: the objective's key is the same with or without
+        batch = augment(jax.random.fold_in(key, _AUGMENTATION_STREAM), batch)
+    x = data.to_model_range(batch)
     (loss, (aux, carry, model_state)), grads = jax.value_and_grad(objective.loss, has_aux=True)(
         state.params, state.model_state, x, y, key, state.carry)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -52,12 +60,12 @@ def train_step(
 
 
 def make_multiseed_step(objective: Objective, tx: optax.GradientTransformation, batch_size: int,
-                        seed_chunk: int | None = None):
+                        seed_chunk: int | None = None, augment: Callable[[Array, Array], Array] | None = None):
     """All seeds' ``train_step`` as one jitted program: ``(states, images, labels, orders, keys, i)``.
 
     ``seed_chunk``: see :func:`multiseed.map_seeds` (None: one vmap over all seeds).
     """
-    step = functools.partial(train_step, objective=objective, tx=tx, batch_size=batch_size)
+    step = functools.partial(train_step, objective=objective, tx=tx, batch_size=batch_size, augment=augment)
 
     def all_seeds(states, images, labels, orders, keys, step_in_epoch):
         def one_seed(state, order, key):

@@ -5,14 +5,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from tiny_configs import tiny_config
+from tiny_configs import load_config_module, tiny_config
 
 from gfa_jax import config as gfa_config
 from gfa_jax.defenses import layerwise
-from gfa_jax.training import train
+from gfa_jax.defenses.compose import make_objective
 from gfa_jax.defenses.gfa import mse_onehot
 from gfa_jax.models import FourFC, PaperCNN, PaperMLP, ThreeConvTwoFC, get_model
-from gfa_jax.defenses.compose import make_objective
+from gfa_jax.models.state import bind, split_variables
+from gfa_jax.training import train
 
 EPS = 0.3
 
@@ -283,21 +284,13 @@ def test_3conv2fc_is_three_convolutions_over_two_dense_layers():
     assert sum(leaf.size for leaf in jax.tree.leaves(params)) == 320 + 18_496 + 36_928 + 401_536 + 1_290
 
 
-@pytest.mark.parametrize("name, kwargs, shape, classes, layers", [
-    ("vgg16", {"width": 1 / 16}, (2, 32, 32, 3), 10, 16),
-    ("wrn28_10", {"depth": 10, "widen": 1}, (2, 32, 32, 3), 100, 10),
-])
-def test_deep_models_capture_every_layer_input_and_are_perturbed(name, kwargs, shape, classes, layers):
-    """Shapes only (``eval_shape``): compiling these on a CPU costs more than the test is worth."""
-    model = get_model(name, num_classes=classes, **kwargs)
-    x = jnp.zeros(shape)
-    params = jax.eval_shape(model.init, jax.random.key(1), x)
-    logits, state = jax.eval_shape(lambda p: model.apply(p, x, mutable=["intermediates"]), params)
-    assert logits.shape == (2, classes) and len(model.layer_names) == layers
-    assert set(state["intermediates"]) == {f"{n}_input" for n in model.layer_names}
-    chosen = layerwise.selected_output_shapes(model, params["params"], x, ("conv",))
-    dense = {"vgg16": ["fc1", "fc2", "fc3"], "wrn28_10": ["fc"]}[name]
-    assert list(chosen) == [n for n in model.layer_names if n not in dense]
+@pytest.mark.parametrize("name, classes", [("vgg16_bn_tiny", 10), ("wrn_10_1", 100), ("resnet18_tiny", 10)])
+def test_batch_norm_models_are_perturbed_at_every_convolution(name, classes):
+    model = get_model(name, num_classes=classes)
+    x = jnp.zeros((2, 32, 32, 3))
+    params, state = split_variables(jax.jit(model.init)(jax.random.key(1), x))
+    chosen = layerwise.selected_output_shapes(bind(model, state, train=True), params, x, ("conv",))
+    assert list(chosen) == [n for n in model.layer_names if n != "fc"]
 
 
 # ----------------------------------------------------------------------------- the worst-case table
@@ -327,10 +320,13 @@ def test_worst_case_table_has_runs_as_rows_and_the_min_over_attacks_per_seed():
 
 
 def test_paper_rows_are_keyed_by_our_models_and_placements():
-    from configs import mnist_3conv2fc_layerwise, mnist_4fc_layerwise
     from gfa_jax.evaluation.paper_results import layerwise as layerwise_paper_results
 
-    for module in (mnist_4fc_layerwise, mnist_3conv2fc_layerwise):
+    mnist_4fc_layerwise, mnist_3conv2fc_layerwise, cifar_vgg16_layerwise, cifar100_wrn_layerwise = (
+        load_config_module(name) for name in ("mnist_4fc_layerwise", "mnist_3conv2fc_layerwise",
+                                              "cifar_vgg16_layerwise", "cifar100_wrn_layerwise"))
+
+    for module in (mnist_4fc_layerwise, mnist_3conv2fc_layerwise, cifar_vgg16_layerwise, cifar100_wrn_layerwise):
         for placement in ("standard", "adv_input", *module.PLACEMENTS):
             config = module.get_config(placement)
             row = layerwise_paper_results.paper_accuracy(config.model.name, config.strategy)

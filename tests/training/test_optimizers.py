@@ -31,12 +31,3 @@ def test_any_optax_optimizer_by_name_and_an_unknown_one_is_named():
     config.optimizer.name = "adamm"
     with pytest.raises(ValueError, match=r"Unknown optimizer.name 'adamm': not an optax optimizer(.|\n)*adamw"):
         optimizers.make_optimizer(config, total_steps=10)
-
-
-def test_multistep_schedule_divides_by_ten_at_the_given_epochs():
-    config = gfa_config.base_config()
-    config.optimizer.name, config.optimizer.learning_rate = "sgd", 0.1
-    config.optimizer.schedule, config.optimizer.decay_epochs = "multistep", (2, 3)
-    schedule = optimizers.learning_rate_schedule(config.optimizer, total_steps=40, steps_per_epoch=10)
-    np.testing.assert_allclose([schedule(s) for s in (0, 19, 20, 29, 30, 39)], [0.1, 0.1, 0.01, 0.01, 0.001, 0.001],
-                               rtol=1e-6)
