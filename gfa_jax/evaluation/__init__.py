@@ -1,0 +1,1 @@
+"""Evaluation of trained models: robustness reports, their audit, figures and tables."""
