@@ -526,7 +526,7 @@ def audit(logits_fn, x, y, key, *, eps, norm: str = "linf", bounds, surrogate_lo
     y = jnp.asarray(y, jnp.int32)
     n = int(y.shape[0])
     eps = float(eps)
-    eps_u = unbounded_eps(norm, bounds, x.shape[1:])
+    eps_u = max(unbounded_eps(norm, bounds, x.shape[1:]), eps)  # an eps beyond it is itself unbounded
     keys = iter(jax.random.split(key, 32))
 
     clean_correct, clean_margin = (np.asarray(a) for a in _evaluate(model, x, y))
