@@ -98,7 +98,7 @@ def audit_runs(workdirs: Sequence[str], outdir: str, *, surrogate: str | None = 
     result = {"settings": {"eps": float(eps), "norm": norm, "budget": budget, "bounds": list(BOUNDS),
                            "num_samples": int(len(indices)), "seed": seed,
                            "surrogate": str(surrogate_path) if surrogate_path else None,
-                           "unbounded_eps": unbounded_eps(norm, BOUNDS, input_shape)},
+                           "unbounded_eps": max(unbounded_eps(norm, BOUNDS, input_shape), float(eps))},
               "runs": {}}
     reports: dict[str, dict[int, AuditReport]] = {}
     for r, run in enumerate(runs):
