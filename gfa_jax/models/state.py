@@ -74,3 +74,10 @@ def inference_logits_fn(module: nn.Module, params, state):
     """``x -> logits`` of a trained model in inference mode: what attacks should see."""
     model = bind(module, state, train=False)
     return lambda x: model.apply({"params": params}, x)
+
+
+def inference_apply(module: nn.Module, variables, x):
+    """``module`` in inference mode on ``x``, ``variables`` holding ``params`` and the state: a pure
+    function of arrays, for callers that pass the model as ``jax.tree_util.Partial(apply, variables)``."""
+    state = {name: value for name, value in variables.items() if name != "params"}
+    return bind(module, state, train=False).apply({"params": variables["params"]}, x)
