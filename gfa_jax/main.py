@@ -8,7 +8,6 @@ depend on the current directory.
 """
 from __future__ import annotations
 
-import json
 import logging
 import pathlib
 import sys
@@ -18,7 +17,7 @@ from ml_collections import config_flags
 
 from gfa_jax import console
 from gfa_jax.evaluation import robustness
-from gfa_jax.training import train
+from gfa_jax.training import metrics, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/<name>.py).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory; default runs/<config.name>.")
@@ -41,7 +40,8 @@ def main(argv) -> None:
     workdir = pathlib.Path(_WORKDIR.value or f"runs/{config.name}").expanduser().resolve()
     logger.info("Config:\n%s", config)
     summary = train.train_and_evaluate(config, workdir)
-    print(json.dumps(summary, indent=2))
+    print(metrics.summary_line(summary))
+    print(f"Summary, metrics and checkpoints: {workdir}")
     if config.robustness.enabled:
         outdir = workdir / "robustness"
         robustness.evaluate_runs([workdir], outdir, config.robustness)

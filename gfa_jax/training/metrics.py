@@ -70,3 +70,15 @@ def summarize(records: Sequence[dict], config, seeds, layer_names, dataset) -> d
         if "gaie/mean" in rows[0]:  # runs with the GAIE regulariser (gfa_jax.defenses.gaie)
             summary[f"{split}_gaie"] = mean_std([r["gaie/mean"] for r in rows])
     return summary
+
+
+def summary_line(summary: dict) -> str:
+    """The run's result on one line: test accuracy and each layer's test GFA, mean +/- std over seeds."""
+    accuracy = summary.get("test_accuracy")
+    parts = [f"{summary['name']}: {summary['epochs']} epochs, {len(summary['seeds'])} seeds"]
+    if accuracy:
+        parts.append(f"test accuracy {accuracy['mean']:.4f} ± {accuracy['std']:.4f}")
+    gfa = summary.get("test_gfa", {})
+    if gfa:
+        parts.append("test GFA " + " ".join(f"{name}={v['mean']:+.3f}" for name, v in gfa.items()))
+    return "; ".join(parts)
