@@ -39,6 +39,10 @@ from gfa_jax.training.train_state import make_model
 
 logger = logging.getLogger(__name__)
 
+# Which test samples a report attacks when it attacks num_samples of them (recorded in settings.json).
+SAMPLE_SEED = 0
+SAMPLE_SELECTION = "a fixed-seed random subset (seed 0) of the eligible samples"
+
 Array = jax.Array
 
 
@@ -98,7 +102,9 @@ def select_samples(runs: Sequence[TrainedRun], images, labels, *, protocol: str,
     """Indices of the test samples to attack.
 
     ``common_correct``: those every seed of every run classifies correctly (the paper's protocol);
-    ``all``: every sample. Then the first ``num_samples`` of them (0: all).
+    ``all``: every sample. Then ``num_samples`` of them (0: all) drawn with a fixed seed, in test-set
+    order: not the first ones, since a test set stored class by class (an image folder) would give
+    a few classes only.
     """
     if protocol == "common_correct":
         correct = np.ones(len(labels), bool)
@@ -109,7 +115,9 @@ def select_samples(runs: Sequence[TrainedRun], images, labels, *, protocol: str,
         indices = np.arange(len(labels))
     else:
         raise ValueError(f"Unknown robustness.protocol {protocol!r}; use 'common_correct' or 'all'.")
-    return indices[:num_samples] if num_samples else indices
+    if not num_samples or num_samples >= len(indices):
+        return indices
+    return np.sort(np.random.default_rng(SAMPLE_SEED).permutation(indices)[:num_samples])
 
 
 def perturbation_stats(x_adv: Array, x: Array, counted: Array) -> dict[str, Array]:
@@ -207,7 +215,8 @@ def check_settings(outdir: pathlib.Path, robustness: ml_collections.ConfigDict, 
     go on with runs added or left out (finished runs are not attacked again); under
     ``common_correct`` the samples are those every run classifies correctly, so the runs must match.
     """
-    settings = {"robustness": json.loads(robustness.to_json_best_effort(sort_keys=True)), "workdirs": list(workdirs)}
+    settings = {"robustness": json.loads(robustness.to_json_best_effort(sort_keys=True)), "workdirs": list(workdirs),
+                "sample_selection": SAMPLE_SELECTION}
     path = outdir / "settings.json"
     if path.exists():
         saved = json.loads(path.read_text())
@@ -216,6 +225,9 @@ def check_settings(outdir: pathlib.Path, robustness: ml_collections.ConfigDict, 
         if saved["workdirs"] != settings["workdirs"] and robustness.protocol != "all":
             changed.append(f"workdirs: {saved['workdirs']} (saved), {settings['workdirs']} (now); common_correct "
                            "samples depend on every run (protocol 'all' allows adding runs)")
+        if saved.get("sample_selection") != SAMPLE_SELECTION:
+            changed.append(f"sample_selection: {saved.get('sample_selection', 'the first num_samples')!r} (saved), "
+                           f"{SAMPLE_SELECTION!r} (now)")
         if changed:
             raise ValueError(f"{outdir} holds an evaluation with other settings:\n  " + "\n  ".join(changed)
                              + "\nResume it with the same settings, or pass a new --outdir.")

@@ -139,3 +139,12 @@ def test_a_directory_that_is_no_training_run_is_named(tmp_path):
 def test_a_checkpoint_that_does_not_fit_the_data_is_refused(two_runs):
     with pytest.raises(ValueError, match=r"does not fit paper_mlp on inputs \(28, 28, 1\) with 7 classes"):
         robustness.load_run(two_runs[0], num_classes=7, input_shape=(28, 28, 1))
+
+
+def test_a_subset_of_a_class_sorted_test_set_covers_every_class():
+    labels = np.repeat(np.arange(10), 50)  # an image folder's test set: class by class
+    indices = robustness.select_samples([], None, labels, protocol="all", num_samples=100, batch_size=10)
+    assert len(indices) == 100 and np.all(np.diff(indices) > 0)
+    assert set(labels[indices]) == set(range(10))
+    np.testing.assert_array_equal(indices, robustness.select_samples([], None, labels, protocol="all",
+                                                                     num_samples=100, batch_size=10))
