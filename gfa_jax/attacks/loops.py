@@ -147,11 +147,14 @@ def canonical_convolutions(fn: Callable) -> Callable:
 # ----------------------------------------------------------------------------- loops
 
 
-def fori_loop(steps: int, step: Callable[[Any], Any], state, *, unroll: bool | int = 1):
-    """``state <- step(state)``, ``steps`` (static) times, as one ``lax.fori_loop`` whose body has
-    canonical convolutions."""
-    body = canonical_convolutions(step)
-    return lax.fori_loop(0, steps, lambda _, s: body(s), state, unroll=unroll)
+def fori_loop(lower, upper, body: Callable[[Array, Any], Any], state, *, unroll: bool | int = 1):
+    """``lax.fori_loop`` (``state <- body(i, state)``) whose body has canonical convolutions."""
+    return lax.fori_loop(lower, upper, canonical_convolutions(body), state, unroll=unroll)
+
+
+def while_loop(cond: Callable[[Any], Array], body: Callable[[Any], Any], state):
+    """``lax.while_loop`` whose body has canonical convolutions."""
+    return lax.while_loop(cond, canonical_convolutions(body), state)
 
 
 def while_active(step: Callable[[Any], Any], state, *, max_steps: int, active: Callable[[Any], Array]):
@@ -161,15 +164,13 @@ def while_active(step: Callable[[Any], Any], state, *, max_steps: int, active: C
     ``step`` itself must leave inactive samples unchanged (``jnp.where(active, new, old)``), so
     that stopping early gives the same result as running every step.
     """
-    body = canonical_convolutions(step)
-
     def cond(carry):
         i, s = carry
         return (i < max_steps) & jnp.any(active(s))
 
-    def loop_body(carry):
+    def body(carry):
         i, s = carry
-        return i + 1, body(s)
+        return i + 1, step(s)
 
-    _, state = lax.while_loop(cond, loop_body, (jnp.asarray(0, jnp.int32), state))
+    _, state = while_loop(cond, body, (jnp.asarray(0, jnp.int32), state))
     return state
