@@ -90,10 +90,10 @@ def test_deepfool_batched_equals_per_sample(mlp, name):
 def test_deepfool_already_misclassified_and_top_classes(mlp):
     logits_fn, x, y = mlp
     wrong = (y + 1) % 4
-    res = _fn("deepfool")(logits_fn, x, wrong, None)
+    res = _fn("deepfool")(logits_fn, x, wrong, None, bounds=BOUNDS)
     pre = jnp.argmax(logits_fn(x), -1) != wrong
     np.testing.assert_array_equal(np.asarray(res.norm)[np.asarray(pre)], 0.0)
-    res = _fn("deepfool")(logits_fn, x, y, None, num_classes=2)  # only the runner-up class as candidate
+    res = _fn("deepfool")(logits_fn, x, y, None, bounds=BOUNDS, num_classes=2)  # only the runner-up class as candidate
     _check_misclassified(logits_fn, res, y)
 
 
