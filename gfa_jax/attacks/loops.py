@@ -84,21 +84,25 @@ def _rewrite_param(value):
 
 def _rewrite_closed(closed: jex.ClosedJaxpr) -> jex.ClosedJaxpr:
     """``closed`` with its convolutions (and those of its sub-jaxprs) in canonical layout."""
-    if not _has_conv(closed.jaxpr):
+    if not _has_noncanonical_conv(closed.jaxpr):
         return closed
     avals = [jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type) for a in closed.in_avals]
     return jax.make_jaxpr(lambda *args: _evaluate(closed.jaxpr, closed.consts, args))(*avals)
 
 
-def _has_conv(jaxpr: jex.Jaxpr) -> bool:
+def _has_noncanonical_conv(jaxpr: jex.Jaxpr) -> bool:
+    """Whether ``jaxpr`` or one of its sub-jaxprs (custom-derivative calls aside) has a convolution
+    to rewrite; bodies already rewritten (inner loops of the library) are left as they are."""
     for eqn in jaxpr.eqns:
         if eqn.primitive.name == _CONV:
-            return True
+            if not is_canonical(eqn.params["dimension_numbers"], eqn.invars[0].aval.ndim):
+                return True
+            continue
         if eqn.primitive.name in _OPAQUE:
             continue
         for value in eqn.params.values():
             values = value if isinstance(value, tuple) else (value,)
-            if any(isinstance(v, jex.ClosedJaxpr) and _has_conv(v.jaxpr) for v in values):
+            if any(isinstance(v, jex.ClosedJaxpr) and _has_noncanonical_conv(v.jaxpr) for v in values):
                 return True
     return False
 
@@ -136,8 +140,6 @@ def canonical_convolutions(fn: Callable) -> Callable:
 
     def wrapped(*args):
         closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*args)
-        if not _has_conv(closed.jaxpr):
-            return fn(*args)
         out = _evaluate(closed.jaxpr, closed.consts, jax.tree_util.tree_leaves(args))
         return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(out_shape), out)
 
