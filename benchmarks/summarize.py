@@ -91,12 +91,27 @@ def train_table(report: dict, name: str) -> list[str]:
              "|---|---|---|---|---|---|---|---|"]
     for case in report["cases"]:
         eff = case.get("efficiency_vs_matmul_peak")
-        lines.append(f"| {case['impl']} | {case['strategy']} | {case['seeds']} | {case.get('seed_mode', '-')} "
+        impl = case["impl"] + (" (conv as matmul)" if case.get("conv_as_matmul") else "")
+        lines.append(f"| {impl} | {case['strategy']} | {case['seeds']} | {case.get('seed_mode', '-')} "
                      f"| {case['batch']} | {fmt(case['steady_seconds_median'])} | {fmt(case.get('compile_seconds'), 1)} "
                      f"| {fmt(None if eff is None else 100 * eff, 1, ' %')} |")
-    ratio = report.get("ratios", {}).get("torch_over_jax_deep_1_seed")
-    if ratio is not None:
-        lines += ["", f"torch / JAX, DEEP step, one seed: **{ratio:.2f}** (> 1: ours faster)."]
+    ratios = report.get("ratios", {})
+    for key, text in (("torch_over_jax_deep_1_seed", "torch / JAX, DEEP step, one seed"),
+                      ("torch_over_jax_deep_1_seed_conv_as_matmul",
+                       "torch / JAX, DEEP step, one seed, `PaperCNN(conv_as_matmul=True)`")):
+        if ratios.get(key) is not None:
+            lines += ["", f"{text}: **{ratios[key]:.2f}** (> 1: ours faster)."]
+    return lines + [""]
+
+
+def gfa_probe_table(report: dict, name: str) -> list[str]:
+    lines = [f"From {run_facts(report, name)}; parameter gradient of the DEEP GFA loss (beta {report['beta']}), "
+             f"paper CNN, batch {report['batch']}, interleaved; max abs gradient difference "
+             f"{report['max_abs_grad_diff']:.1e}.", "",
+             "| convolution | steady s | efficiency |", "|---|---|---|"]
+    for variant, row in report["variants"].items():
+        eff = row.get("efficiency_vs_matmul_peak")
+        lines.append(f"| {variant} | {fmt(row['steady_seconds_median'])} | {fmt(None if eff is None else 100 * eff, 1, ' %')} |")
     return lines + [""]
 
 
@@ -121,6 +136,9 @@ def build(results: pathlib.Path) -> str:
     unrolled = load(results / "attacks_cnn_unrolled.json")
     if unrolled:
         out += ["## Attacks, CNN, before: gradient attacks unrolled", ""] + attack_table(unrolled, "attacks_cnn_unrolled.json")
+    probe = load(results / "gfa_step_probe.json")
+    if probe:
+        out += ["## DEEP GFA gradient: XLA convolution vs im2col + matmul", ""] + gfa_probe_table(probe, "gfa_step_probe.json")
     for name in ("train_step_cnn_v2.json", "train_step_cnn.json"):
         report = load(results / name)
         if report:
