@@ -2,8 +2,11 @@
 PGD-L2, PI-FGSM and PI-FGSM++). Not an attack itself: the leading underscore keeps the package from
 importing it as one.
 
-Every loop here is a ``jax.lax.fori_loop`` with a static trip count, so an attack traces its step
-once; ``unroll`` (static) says how many steps XLA sees per loop iteration (``True``: all of them).
+Every loop here is a :func:`gfa_jax.attacks.loops.fori_loop` (a ``lax.fori_loop`` whose body has its
+convolutions in XLA:CPU's fast layout) with a static trip count, so an attack traces its step once;
+``unroll`` (static) says how many steps XLA sees per loop iteration (``True``: all of them). These
+attacks return the last iterate (torchattacks' definition), so they run every step: stopping a
+sample at its first misclassified iterate would change which samples count as robust.
 Step sizes, eps and momentum decay are traced values, so ``jax.vmap`` over any of them works.
 
 Default hyperparameters in the attack modules follow torchattacks, whose inputs live in [0, 1];
