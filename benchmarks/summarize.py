@@ -35,7 +35,13 @@ def run_facts(report: dict, name: str) -> str:
         facts.append(f"matmul peak {report['matmul_peak_flops'] / 1e9:.0f} GFLOP/s")
     load_avg = report.get("load_average")
     facts.append("load avg " + (f"{load_avg['start'][0]:.1f} -> {load_avg['end'][0]:.1f}" if load_avg else "not recorded"))
-    return ", ".join(facts)
+    text = ", ".join(facts)
+    cpus = machine.get("cpu_count") or 1
+    if load_avg and max(load_avg["start"][0], load_avg["end"][0]) > cpus:
+        text += (f". **Loaded run** (load above {cpus} CPUs): the measured peak and every time are inflated, "
+                 "torch's (OpenMP threads) far more than JAX's, so torch / JAX ratios and efficiencies here are "
+                 "not meaningful; only same-framework ratios within the file are")
+    return text
 
 
 def efficiency(jax_part: dict) -> str:
