@@ -1,7 +1,7 @@
 """Attack timing: our jitted JAX attacks vs torchattacks on the same paper models; prints JSON.
 
     # full measurement (both paper models, batch 256, default attack list, torchattacks side by side)
-    .venv/bin/python benchmarks/attacks.py --model both --batch 256 --repeats 5
+    .venv/bin/python benchmarks/attacks.py --model both --batch 256 --repeats 5 --out attacks.json
     # a quick end-to-end check
     .venv/bin/python benchmarks/attacks.py --batch 16 --repeats 1 --attacks fgsm,pgd,deepfool
     # PGD eps sweep on the MLP: 8 eps x 5 seeds as ONE vmapped program vs Python loops (JAX, torch)
@@ -47,14 +47,19 @@ Not like-for-like (also stated per case in the JSON ``note``):
   batch-level early stop). Ours is run with ONE binary-search step, c = 4 (c=1 rescaled: distances
   double on [-1, 1], squared distances x4; Adam is scale invariant so the trajectories match), 50
   steps, per-sample early abort. Our defaults (9 binary-search steps x 1000 steps) are not timed.
-- Square: both run ``--square-queries`` queries (torchattacks' default is 5000); torchattacks stops
-  early once every sample is fooled, ours always runs all queries.
+- Square: both run ``--square-queries`` queries (torchattacks' default is 5000); both stop early once
+  every sample is fooled.
+- Early stopping: APGD, APGD-T, Square, FAB-T, DeepFool and C&W end their loops once no sample is
+  left to attack, so the work done is unknown: they report ``flops_if_no_early_stop`` and
+  ``efficiency_if_no_early_stop`` (an upper bound of the efficiency) instead of an efficiency.
+- FAB-T: torchattacks ``FAB(multi_targeted=True)``, 9 targets x 10 steps, both sides.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import os
 import pathlib
 import sys
 import time
@@ -79,7 +84,7 @@ from gfa_jax.models import PaperCNN, PaperMLP  # noqa: E402
 MODELS = {"cnn": (PaperCNN, (32, 32, 3)), "mlp": (PaperMLP, (28, 28, 1))}
 NUM_CLASSES = 10
 EPS01, ALPHA01 = 8 / 255, 2 / 255  # torchattacks' L-inf defaults, in [0, 1] units
-DEFAULT_ATTACKS = "fgsm,pgd,mifgsm,apgd,square,deepfool,cw_l2,bim,ffgsm,nifgsm,pgd_l2,apgd_t"
+DEFAULT_ATTACKS = "fgsm,pgd,mifgsm,apgd,square,deepfool,cw_l2,bim,ffgsm,nifgsm,pgd_l2,apgd_t,fab_t"
 SWEEP_EPS01 = (1 / 255, 2 / 255, 3 / 255, 4 / 255, 6 / 255, 8 / 255, 12 / 255, 16 / 255)
 SWEEP_SEEDS = 5
 
@@ -116,7 +121,7 @@ def make_cases(square_queries: int) -> dict[str, Case]:
     linf01 = {"eps": EPS01, "alpha": ALPHA01, "steps": steps}
     grads = (steps, steps)
     apgd_iter, n_targets = 10, NUM_CLASSES - 1
-    df_iter, cw_steps = 50, 50
+    df_iter, cw_steps, fab_iter = 50, 50, 10
     cases = [
         Case("fgsm", "FGSM", {"eps": pm1(EPS01)}, {"eps": EPS01}, (1, 1)),
         Case("pgd", "PGD", {**linf, "random_start": True}, {**linf01, "random_start": True}, grads),
@@ -130,19 +135,29 @@ def make_cases(square_queries: int) -> dict[str, Case]:
         Case("apgd", "APGD", {"eps": pm1(EPS01), "n_iter": apgd_iter, "n_restarts": 1, "loss": "ce", "rho": 0.75},
              {"norm": "Linf", "eps": EPS01, "steps": apgd_iter, "n_restarts": 1, "loss": "ce", "rho": 0.75,
               "seed": 0},
-             (apgd_iter + 1, apgd_iter + 1), note="torchattacks APGD defaults (Linf, 10 steps, 1 restart, ce)"),
+             (apgd_iter + 1, apgd_iter + 1), upper_bound=True,
+             note="torchattacks APGD defaults (Linf, 10 steps, 1 restart, ce); ours stops once every sample is "
+                  "fooled"),
         Case("apgd_t", "APGDT", {"eps": pm1(EPS01), "n_iter": apgd_iter, "n_target_classes": n_targets,
                                  "n_restarts": 1, "rho": 0.75},
              {"norm": "Linf", "eps": EPS01, "steps": apgd_iter, "n_restarts": 1, "rho": 0.75, "seed": 0,
               "n_classes": NUM_CLASSES},
-             (n_targets * (apgd_iter + 1),) * 2, note="torchattacks APGDT defaults (9 target classes, 10 steps)"),
+             (n_targets * (apgd_iter + 1),) * 2, upper_bound=True,
+             note="torchattacks APGDT defaults (9 target classes, 10 steps); both attack only samples still "
+                  "robust (ours: loops end once every sample is fooled)"),
         Case("square", "Square", {"eps": pm1(EPS01), "n_queries": square_queries, "p_init": 0.8, "n_restarts": 1,
                                   "loss": "margin"},
              {"norm": "Linf", "eps": EPS01, "n_queries": square_queries, "n_restarts": 1, "p_init": 0.8,
               "loss": "margin", "resc_schedule": True, "seed": 0},
-             (square_queries + 1, 0),
-             note=f"{square_queries} queries (torchattacks default 5000); torchattacks exits early once all "
-                  "samples are fooled, ours runs every query"),
+             (square_queries + 1, 0), upper_bound=True,
+             note=f"{square_queries} queries (torchattacks default 5000); both exit early once all samples "
+                  "are fooled"),
+        Case("fab_t", "FAB", {"eps": pm1(EPS01), "n_iter": fab_iter, "n_target_classes": n_targets, "n_restarts": 1},
+             {"norm": "Linf", "eps": EPS01, "steps": fab_iter, "n_restarts": 1, "multi_targeted": True,
+              "n_classes": NUM_CLASSES, "seed": 0},
+             (n_targets * 2 * fab_iter, n_targets * fab_iter), upper_bound=True,
+             note="FAB-T (9 targets, 10 steps): torchattacks FAB(multi_targeted=True); both attack only samples "
+                  "still robust within eps (ours: loops end once every sample is fooled)"),
         Case("deepfool", "DeepFool", {"max_iter": df_iter, "overshoot": 0.02},
              {"steps": df_iter, "overshoot": 0.02}, (df_iter + 1, df_iter * (NUM_CLASSES - 1)),
              upper_bound=True, per_image_torch=True,
@@ -229,8 +244,10 @@ def time_jax_case(case: Case, apply, params, x, y, key, repeats: int, pass_count
     timing = time_jitted(fn, (params, x, y, key), steps=repeats)
     x_adv = adversarial(fn(params, x, y, key))  # cached executable, no second compile
     flops = flops_estimate(case, *pass_counts)
-    if case.upper_bound:  # early exit: the work actually done is unknown, so is the efficiency
-        return {**timing, "flops_if_no_early_stop": flops, "efficiency_vs_matmul_peak": None}, x_adv
+    if case.upper_bound:  # early exit: the work actually done is unknown; the efficiency is an upper bound
+        bound = flops / timing["steady_seconds_median"] / peak if flops else None
+        return {**timing, "flops_if_no_early_stop": flops, "efficiency_vs_matmul_peak": None,
+                "efficiency_if_no_early_stop": bound}, x_adv
     efficiency = flops / timing["steady_seconds_median"] / peak if flops else None
     return {**timing, "flops_estimate": flops, "efficiency_vs_matmul_peak": efficiency}, x_adv
 
@@ -372,6 +389,23 @@ def run_case(case: Case, kind: str, apply, params, x, y, args, peak, pass_counts
     return result
 
 
+def case_line(result: dict) -> str:
+    """One human-readable line per case: times, torch/jax ratio, efficiency against the matmul peak."""
+    jax_t = result["jax"]
+    eff = jax_t.get("efficiency_vs_matmul_peak")
+    eff_text = f"{100 * eff:.1f} % of peak" if eff is not None else (
+        f"<= {100 * jax_t['efficiency_if_no_early_stop']:.1f} % of peak (early stop)"
+        if jax_t.get("efficiency_if_no_early_stop") is not None else "efficiency n/a")
+    text = (f"[attacks] {result['model']} {result['attack']}: jax {jax_t['steady_seconds_median']:.3f} s "
+            f"(compile {jax_t['compile_seconds']:.1f} s, {eff_text})")
+    if "torch" in result:
+        text += (f", torch {result['torch']['torch_seconds_scaled_to_batch']:.3f} s, "
+                 f"torch/jax {result['torch_over_jax']:.2f}")
+    agreement = result["agreement"]
+    accs = {k: agreement[k]["robust_accuracy"] for k in ("jax", "torch") if k in agreement}
+    return text + ", robust acc " + " / ".join(f"{k} {v:.3f}" for k, v in accs.items())
+
+
 def logits_check(apply, params, x, tmodel) -> dict:
     import torch
 
@@ -392,9 +426,9 @@ def benchmark_model(kind: str, cases: list[Case], args, peak: float) -> dict:
         out["torch_vs_jax_logits"] = logits_check(apply, params, x, tmodel)
     out["cases"] = []
     for case in cases:
-        out["cases"].append(run_case(case, kind, apply, params, x, y, args, peak,
-                                     (forward_flops, gradient_flops), tmodel))
-        print(f"[attacks] {kind} {case.name} done", file=sys.stderr, flush=True)
+        result = run_case(case, kind, apply, params, x, y, args, peak, (forward_flops, gradient_flops), tmodel)
+        out["cases"].append(result)
+        print(case_line(result), file=sys.stderr, flush=True)
     return out
 
 
@@ -507,6 +541,7 @@ def parse_args() -> argparse.Namespace:
                         help="batch on which per-image torch attacks (DeepFool) are timed, then scaled")
     parser.add_argument("--square-queries", type=int, default=100)
     parser.add_argument("--eps-sweep", action="store_true", help="run the PGD eps x seeds sweep instead")
+    parser.add_argument("--out", default=None, help="also write the JSON report to this file")
     return parser.parse_args()
 
 
@@ -520,7 +555,8 @@ def torch_info() -> dict:
 
 def main() -> None:
     args = parse_args()
-    report: dict[str, Any] = {"machine": machine_info()}
+    load_start = list(os.getloadavg())
+    report: dict[str, Any] = {"machine": machine_info(), "argv": sys.argv[1:]}
     if args.torch:
         report["torch"] = torch_info()
     if args.eps_sweep:
@@ -535,7 +571,11 @@ def main() -> None:
         kinds = ["cnn", "mlp"] if args.model == "both" else [args.model]
         report.update(benchmark="attacks", matmul_peak_flops=peak,
                       models=[benchmark_model(kind, [all_cases[n] for n in names], args, peak) for kind in kinds])
-    print(json.dumps(report, indent=2))
+    report["load_average"] = {"start": load_start, "end": list(os.getloadavg())}
+    text = json.dumps(report, indent=2)
+    if args.out:
+        pathlib.Path(args.out).write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":

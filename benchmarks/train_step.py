@@ -1,6 +1,6 @@
 """Time per train step: standard vs DEEP GFA (and the baselines), one seed vs several vmapped; prints JSON.
 
-    .venv/bin/python benchmarks/train_step.py --model paper_cnn --batch 256 --seeds 5 [--torch]
+    .venv/bin/python benchmarks/train_step.py --model paper_cnn --batch 256 --seeds 5 [--torch] [--conv-as-matmul]
     .venv/bin/python benchmarks/train_step.py --strategies standard,deep,adv,gaie,denoise
     .venv/bin/python benchmarks/train_step.py --model paper_mlp --layerwise
     .venv/bin/python benchmarks/train_step.py --model mnist_3conv2fc --task-loss ce --strategies layerwise,adv
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import pathlib
 import sys
 import time
@@ -62,10 +63,12 @@ def strategy_config(model_name: str, strategy: str, task_loss: str = "mse"):
 
 
 def jax_case(model_name: str, strategy: str, num_seeds: int, batch: int, steps: int,
-             seed_chunk: int | None = None, task_loss: str = "mse") -> dict:
+             seed_chunk: int | None = None, task_loss: str = "mse", conv_as_matmul: bool = False) -> dict:
     config = strategy_config(model_name, strategy, task_loss)
     config.batch_size = batch  # the layer-wise carry holds one gradient per sample of a batch
     model = train_state.make_model(config, num_classes=10)
+    if conv_as_matmul:  # PaperCNN's opt-in im2col + matmul convolutions
+        model = model.clone(conv_as_matmul=True)
     tx = optimizers.make_optimizer(config, total_steps=1000)
     num_examples = batch * 4
     rng = np.random.default_rng(0)
@@ -81,7 +84,7 @@ def jax_case(model_name: str, strategy: str, num_seeds: int, batch: int, steps: 
     result = time_jitted(step, (states, images, labels, orders, keys, jnp.int32(1)), steps=steps, carry_first=True)
     mode = "vmap" if seed_chunk is None else f"{seed_chunk} per vmap"
     return {"impl": "jax", "model": config.model.name, "strategy": strategy, "task_loss": task_loss, "seeds": num_seeds,
-            "seed_mode": mode, "batch": batch, **result}
+            "seed_mode": mode, "batch": batch, "conv_as_matmul": conv_as_matmul, **result}
 
 
 def torch_deep_cnn_case(batch: int, steps: int, beta: float = 0.1) -> dict:
@@ -150,8 +153,11 @@ def main() -> None:
                         help=f"comma-separated, from {', '.join(STRATEGIES)}; standard is always timed")
     parser.add_argument("--torch", action="store_true", help="also time the PyTorch DEEP step (CNN only)")
     parser.add_argument("--layerwise", action="store_true", help="also time layer-wise adversarial training")
+    parser.add_argument("--conv-as-matmul", action="store_true",
+                        help="also time the one-seed steps with PaperCNN(conv_as_matmul=True)")
     parser.add_argument("--task-loss", default="mse", choices=("mse", "ce"), help="the loss every strategy trains")
     args = parser.parse_args()
+    load_start = list(os.getloadavg())
     strategies = ["standard"] + [s for s in args.strategies.split(",") if s and s != "standard"]
     if args.layerwise and "layerwise" not in strategies:
         strategies.append("layerwise")
@@ -165,6 +171,8 @@ def main() -> None:
         case = functools.partial(jax_case, args.model, strategy, batch=args.batch, steps=args.steps,
                                  task_loss=args.task_loss)
         cases.append(case(1))
+        if args.conv_as_matmul:
+            cases.append(case(1, conv_as_matmul=True))
         if args.seeds > 1:  # all seeds in one vmap, and one seed at a time (the CPU default)
             cases.append(case(args.seeds))
             cases.append(case(args.seeds, seed_chunk=1))
@@ -172,14 +180,15 @@ def main() -> None:
         cases.append(torch_deep_cnn_case(args.batch, args.steps))
 
     flops_by_key = {(c["strategy"], c["seeds"]): c.get("xla_flops") for c in cases
-                    if c["impl"] == "jax" and c["seed_mode"] == "vmap"}
+                    if c["impl"] == "jax" and c["seed_mode"] == "vmap" and not c["conv_as_matmul"]}
     for case in cases:
         # The same math in both frameworks: XLA's count for the one-seed step is the numerator.
         flops = flops_by_key.get((case["strategy"], case["seeds"]))
         if flops:
             case["efficiency_vs_matmul_peak"] = flops / case["steady_seconds_median"] / peak
     by_key = {(c["impl"], c["strategy"], c["seeds"], c.get("seed_mode", "vmap")): c["steady_seconds_median"]
-              for c in cases}
+              for c in cases if not c.get("conv_as_matmul")}
+    matmul_conv = {c["strategy"]: c["steady_seconds_median"] for c in cases if c.get("conv_as_matmul")}
     ratios = {}
     for strategy in strategies[1:]:
         ratios[f"{strategy}_over_standard_1_seed"] = by_key[("jax", strategy, 1, "vmap")] / by_key[("jax", "standard", 1, "vmap")]
@@ -191,8 +200,18 @@ def main() -> None:
         ratios[f"{args.seeds}_seeds_mapped_over_1_seed_deep"] = by_key[("jax", "deep", args.seeds, "1 per vmap")] / one
     if ("torch", "deep", 1, "vmap") in by_key and "deep" in strategies:
         ratios["torch_over_jax_deep_1_seed"] = by_key[("torch", "deep", 1, "vmap")] / by_key[("jax", "deep", 1, "vmap")]
+        if "deep" in matmul_conv:
+            ratios["torch_over_jax_deep_1_seed_conv_as_matmul"] = by_key[("torch", "deep", 1, "vmap")] / matmul_conv["deep"]
+    for strategy, seconds in matmul_conv.items():
+        ratios[f"{strategy}_conv_as_matmul_over_xla_conv_1_seed"] = seconds / by_key[("jax", strategy, 1, "vmap")]
+    for case in cases:
+        eff = case.get("efficiency_vs_matmul_peak")
+        print(f"[train_step] {case['impl']} {case['strategy']} seeds={case['seeds']} "
+              f"{'conv_as_matmul ' if case.get('conv_as_matmul') else ''}{case['steady_seconds_median']:.3f} s"
+              + (f", {100 * eff:.1f} % of peak" if eff else ""), file=sys.stderr)
     print(json.dumps({"benchmark": "train_step", "machine": machine_info(), "matmul_peak_flops": peak,
-                      "cases": cases, "ratios": ratios}, indent=2))
+                      "cases": cases, "ratios": ratios, "load_average": {"start": load_start,
+                                                                         "end": list(os.getloadavg())}}, indent=2))
 
 
 if __name__ == "__main__":

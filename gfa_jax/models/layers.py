@@ -33,6 +33,27 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
     return jnp.max(x.reshape(batch, height // 2, 2, width // 2, 2, channels), axis=(2, 4))
 
 
+def conv_as_matmul(lhs: jax.Array, rhs: jax.Array, window_strides, padding, **_) -> jax.Array:
+    """Stride-1 NHWC x HWIO convolution as im2col (shifted slices, concatenated) + one matmul.
+
+    Same values as ``lax.conv_general_dilated``; a drop-in for ``nn.Conv(conv_general_dilated=...)``.
+    Every derivative, the double backward of the GFA term included, is then a matmul or a slice /
+    pad: on XLA:CPU the DEEP GFA step of the paper CNN at batch 256 ran 1.32x faster this way
+    (``benchmarks/gfa_step_probe.py``), at batch 32 1.36x slower, so it is opt-in.
+    """
+    if tuple(window_strides) != (1,) * (lhs.ndim - 2):
+        raise ValueError(f"conv_as_matmul needs stride 1, got {window_strides}")
+    kh, kw, cin, cout = rhs.shape
+    _, height, width, _ = lhs.shape
+    if isinstance(padding, str):
+        padding = jax.lax.padtype_to_pads((height, width), (kh, kw), (1, 1), padding)
+    padded = jnp.pad(lhs, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
+    out_h, out_w = padded.shape[1] - kh + 1, padded.shape[2] - kw + 1
+    patches = jnp.concatenate(
+        [padded[:, i:i + out_h, j:j + out_w, :] for i in range(kh) for j in range(kw)], axis=-1)
+    return patches @ rhs.reshape(kh * kw * cin, cout)
+
+
 def capture_layer_input(module: nn.Module, name: str, h: jax.Array) -> jax.Array:
     """Record ``h``, the input activation of layer ``name``, and make dL/dh available.
 

@@ -90,10 +90,10 @@ def test_deepfool_batched_equals_per_sample(mlp, name):
 def test_deepfool_already_misclassified_and_top_classes(mlp):
     logits_fn, x, y = mlp
     wrong = (y + 1) % 4
-    res = _fn("deepfool")(logits_fn, x, wrong, None)
+    res = _fn("deepfool")(logits_fn, x, wrong, None, bounds=BOUNDS)
     pre = jnp.argmax(logits_fn(x), -1) != wrong
     np.testing.assert_array_equal(np.asarray(res.norm)[np.asarray(pre)], 0.0)
-    res = _fn("deepfool")(logits_fn, x, y, None, num_classes=2)  # only the runner-up class as candidate
+    res = _fn("deepfool")(logits_fn, x, y, None, bounds=BOUNDS, num_classes=2)  # only the runner-up class as candidate
     _check_misclassified(logits_fn, res, y)
 
 
@@ -110,7 +110,8 @@ def test_cw_l2_linear_near_minimal(linear):
 def test_cw_l2_targeted(linear):
     logits_fn, x, y, _ = linear
     target = (y + 1) % 4
-    res = _fn("cw_l2")(logits_fn, x, target, None, targeted=True, steps=100, binary_search_steps=6)
+    res = _fn("cw_l2")(logits_fn, x, target, None, bounds=BOUNDS, targeted=True, steps=100,
+                        binary_search_steps=6)
     assert bool(jnp.all(res.success))
     np.testing.assert_array_equal(np.asarray(jnp.argmax(logits_fn(res.x_adv), -1)), np.asarray(target))
 
@@ -161,10 +162,10 @@ def test_vmap_over_models(linear):
     weights, bias = jnp.stack(weights), jnp.stack(bias)
 
     def run(w, b):
-        return _fn("deepfool")(linear_logits_fn(w, b), x, y, None, max_iter=3)
+        return _fn("deepfool")(linear_logits_fn(w, b), x, y, None, bounds=BOUNDS, max_iter=3)
 
     res = jax.jit(jax.vmap(run))(weights, bias)
-    single = _fn("deepfool")(linear_logits_fn(weights[1], bias[1]), x, y, None, max_iter=3)
+    single = _fn("deepfool")(linear_logits_fn(weights[1], bias[1]), x, y, None, bounds=BOUNDS, max_iter=3)
     np.testing.assert_allclose(np.asarray(res.norm[1]), np.asarray(single.norm), rtol=1e-4)
 
 

@@ -12,7 +12,8 @@ following ``autoattack/square.py``.
   loss never increases. Samples already misclassified stop changing.
 - ``p`` schedule: ``p_init`` halved at 10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000 of 10000
   (iteration rescaled to ``n_queries`` when ``rescale_schedule``), precomputed as a static array of
-  square sizes indexed by the iteration inside one ``lax.scan``.
+  square sizes indexed by the iteration inside one loop (:func:`loops.while_active`), which ends
+  once every sample is fooled.
 
 Inputs are ``[B, H, W, C]`` (``[B, H, W]`` and ``[B, D]`` are treated as one channel / one row).
 
@@ -32,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gfa_jax.attacks import loops
 from gfa_jax.attacks.base import (
     Array,
     Bounds,
@@ -139,8 +141,9 @@ def _to_4d(x: Array) -> Array:
 
 def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Bounds,
                       norm: str = "linf", n_queries: int = 5000, p_init: float = P_INIT, loss: str = "margin",
-                      rescale_schedule: bool = True):
-    """One Square run on the whole batch.
+                      rescale_schedule: bool = True, done: Array | None = None):
+    """One Square run on the whole batch; it ends once every sample is fooled or ``done`` (bool
+    ``[B]``, samples settled by an earlier restart, left unchanged).
 
     Returns ``(x_best, margin_min, loss_min, margin_init, loss_init)``; ``margin = z_y - max_{j!=y} z_j``
     (``<= 0`` means misclassified), ``loss`` the minimised loss.
@@ -182,15 +185,16 @@ def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
         raise ValueError(f"Square attack supports norm 'linf' or 'l2', got {norm!r}")
 
     margin_init, loss_init = margin_and_loss(x_best)
+    done = jnp.zeros((b,), bool) if done is None else done
     sizes = jnp.asarray(square_sizes(norm, n_queries, h, w, c, p_init, rescale_schedule))
     keys = jax.random.split(k_loop, n_queries)
     table = jnp.asarray(_eta_table(min(h, w))) if norm == "l2" else None
 
-    def body(carry, inp):
-        x_best, margin_min, loss_min = carry
-        s, k = inp
+    def body(carry):
+        i, x_best, margin_min, loss_min = carry
+        s, k = sizes[i], keys[i]
         k1, k2, k3, k4, k5, k6 = jax.random.split(k, 6)
-        active = margin_min > 0.0
+        active = (margin_min > 0.0) & ~done
         vh = _random_pos(k1, b, h, s)
         vw = _random_pos(k2, b, w, s)
         mask1 = _window_mask(vh, vw, s, h, w)
@@ -231,9 +235,12 @@ def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
         improved = (improved | (margin_new <= 0.0)) & active
         margin_min = jnp.where(improved, margin_new, margin_min)
         x_best = jnp.where(_expand(improved, x4), x_new, x_best)
-        return (x_best, margin_min, loss_min), None
+        return i + 1, x_best, margin_min, loss_min
 
-    (x_best, margin_min, loss_min), _ = jax.lax.scan(body, (x_best, margin_init, loss_init), (sizes, keys))
+    # A fooled sample (margin <= 0) is never updated again: stop once every sample is fooled.
+    _, x_best, margin_min, loss_min = loops.while_active(
+        body, (jnp.asarray(0), x_best, margin_init, loss_init), max_steps=n_queries,
+        active=lambda carry: (carry[2] > 0.0) & ~done)
     return x_best.reshape(orig_shape), margin_min, loss_min, margin_init, loss_init
 
 
@@ -247,21 +254,22 @@ def square_attack(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: 
     """
     already = jnp.argmax(logits_fn(x), axis=-1) != y
 
-    def body(r, carry):
-        x_adv, fooled, x_low, loss_low = carry
+    def body(carry):
+        r, x_adv, fooled, x_low, loss_low = carry
         x_best, margin_min, loss_min, _, _ = square_single_run(
             logits_fn, x, y, jax.random.fold_in(key, r), eps=eps, bounds=bounds, norm=norm,
-            n_queries=n_queries, p_init=p_init, loss=loss, rescale_schedule=rescale_schedule)
+            n_queries=n_queries, p_init=p_init, loss=loss, rescale_schedule=rescale_schedule, done=fooled)
         run_fooled = margin_min <= 0.0
         new = run_fooled & ~fooled
         x_adv = jnp.where(_expand(new, x), x_best, x_adv)
         better = loss_min < loss_low
         x_low = jnp.where(_expand(better, x), x_best, x_low)
         loss_low = jnp.where(better, loss_min, loss_low)
-        return x_adv, fooled | run_fooled, x_low, loss_low
+        return r + 1, x_adv, fooled | run_fooled, x_low, loss_low
 
-    init = (x, already, x, jnp.full((x.shape[0],), jnp.inf, x.dtype))
-    x_adv, fooled, x_low, _ = jax.lax.fori_loop(0, n_restarts, body, init)
+    init = (jnp.asarray(0), x, already, x, jnp.full((x.shape[0],), jnp.inf, x.dtype))
+    _, x_adv, fooled, x_low, _ = loops.while_active(body, init, max_steps=n_restarts,
+                                                    active=lambda carry: ~carry[2])
     x_adv = jnp.where(_expand(fooled, x), x_adv, x_low)
     if norm == "linf":
         return project_linf(x_adv, x, eps, bounds)

@@ -2,8 +2,11 @@
 PGD-L2, PI-FGSM and PI-FGSM++). Not an attack itself: the leading underscore keeps the package from
 importing it as one.
 
-Every loop here is a ``jax.lax.fori_loop`` with a static trip count, so an attack traces its step
-once; ``unroll`` (static) says how many steps XLA sees per loop iteration (``True``: all of them).
+Every loop here is a :func:`gfa_jax.attacks.loops.fori_loop` (a ``lax.fori_loop`` whose body has its
+convolutions in XLA:CPU's fast layout) with a static trip count, so an attack traces its step once;
+``unroll`` (static) says how many steps XLA sees per loop iteration (``True``: all of them). These
+attacks return the last iterate (torchattacks' definition), so they run every step: stopping a
+sample at its first misclassified iterate would change which samples count as robust.
 Step sizes, eps and momentum decay are traced values, so ``jax.vmap`` over any of them works.
 
 Default hyperparameters in the attack modules follow torchattacks, whose inputs live in [0, 1];
@@ -18,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gfa_jax.attacks import loops
 from gfa_jax.attacks.base import (
     Array,
     Bounds,
@@ -31,10 +35,11 @@ from gfa_jax.attacks.base import (
     project_linf,
 )
 
-# None: fully unrolled on CPU, rolled elsewhere. On XLA:CPU a rolled loop ran 3.4x slower than the
-# same steps unrolled (PGD-10 on the paper CNN, batch 256, 2 cores: 4.58 s vs 1.35 s; partial
-# unrolls of 2 or 5 did not help), while on the tiny test MLP the two were within noise and the
-# rolled loop compiled faster. Accelerators keep the rolled loop and its short compile.
+# None: a rolled loop (``unroll=1``) on every backend. Loop bodies go through
+# :func:`gfa_jax.attacks.loops.fori_loop`, which puts convolutions in XLA:CPU's canonical layout:
+# without it a rolled PGD-10 on the paper CNN ran 3-4x slower than unrolled on CPU (the backward
+# convolution of a while body fell back to a naive loop nest; results/benchmarks/loop_slowdown.md),
+# with it the rolled loop is as fast as the unrolled one and compiles faster.
 DEFAULT_UNROLL: bool | int | None = None
 
 # (x_adv, key) -> d objective / d x_adv, shape of x_adv. The key feeds attacks with a random
@@ -58,15 +63,13 @@ def step_size(alpha, eps, ratio: float):
 
 
 def resolve_unroll(unroll: bool | int | None) -> bool | int:
-    """``unroll`` as given, or for None (the default): all steps on CPU, a rolled loop elsewhere."""
-    if unroll is None:
-        return True if jax.default_backend() == "cpu" else 1
-    return unroll
+    """``unroll`` as given, or for None (the default): a rolled loop (1)."""
+    return 1 if unroll is None else unroll
 
 
 def run_loop(step: Callable, state, steps: int, unroll: bool | int | None):
-    """``state <- step(state)``, ``steps`` (static) times, as one ``lax.fori_loop``."""
-    return jax.lax.fori_loop(0, steps, lambda _, s: step(s), state, unroll=resolve_unroll(unroll))
+    """``state <- step(state)``, ``steps`` (static) times, as one :func:`loops.fori_loop`."""
+    return loops.fori_loop(0, steps, lambda _, s: step(s), state, unroll=resolve_unroll(unroll))
 
 
 def objective_gradient(logits_fn: LogitsFn, y: Array, loss: str, targeted: bool) -> GradientFn:

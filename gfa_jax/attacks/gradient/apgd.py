@@ -1,6 +1,7 @@
 """APGD: Auto-PGD (Croce & Hein, ICML 2020), L-inf and L2, following ``autoattack/autopgd_base.py``.
 
-Algorithm (per sample, all in one ``lax.fori_loop`` over iterations):
+Algorithm (per sample, all in one loop over iterations, :func:`loops.while_active`: it ends
+once every sample is fooled, by this run or an earlier one):
 
 - random start on the sphere of radius eps (L-inf: ``x + eps * t / ||t||_inf``, t ~ U[-1, 1]; L2:
   ``x + eps * t / ||t||_2``, t ~ N(0, 1)), clipped to the box;
@@ -20,7 +21,7 @@ Algorithm (per sample, all in one ``lax.fori_loop`` over iterations):
 
 ``apgd`` returns, per sample, a misclassified point where one was found (clean misclassified inputs
 are returned unchanged, as in the reference), else the max-loss point over restarts. Restarts
-(``n_restarts``, static, a ``lax.fori_loop``) run on the full batch and only replace samples not
+(``n_restarts``, static, a while loop that ends once every sample is fooled) run on the full batch and only replace samples not
 fooled yet, which is equivalent to the reference running them on the not-yet-fooled subset.
 
 Deviations from the reference (all minor): the first oscillation window compares the first step's
@@ -37,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gfa_jax.attacks import loops
 from gfa_jax.attacks.base import (
     Array,
     Bounds,
@@ -117,12 +119,17 @@ def apgd_single_run(
     n_iter: int,
     rho: float = RHO,
     targeted_success: bool = False,
+    done: Array | None = None,
 ):
-    """One APGD run on the whole batch.
+    """One APGD run on the whole batch, ending early once every sample is fooled or ``done``.
 
     Args:
       loss_fn: ``logits [B, K] -> [B]``, the loss to ascend (targets closed over).
       y: labels for the success test: success is ``argmax != y`` (``== y`` if ``targeted_success``).
+      done: bool ``[B]``, samples whose result is already settled (fooled by an earlier run); the
+        loop (:func:`loops.while_active`) stops once no sample is neither done nor fooled. A sample
+        still active runs exactly the iterations it would without the early stop; a fooled one keeps
+        a misclassified ``x_best_adv``.
 
     Returns ``(x_max_loss, fooled, loss_best, x_best_adv)`` like the reference's
     ``attack_single_run`` (``fooled = ~acc``).
@@ -154,7 +161,9 @@ def apgd_single_run(
 
     x0 = _random_start(norm, key, x, eps_b, bounds)
     loss0, logits0, grad0 = evaluate(x0)
+    done = jnp.zeros((b,), bool) if done is None else done
     state = dict(
+        i=jnp.asarray(0, jnp.int32),
         x_adv=x0,
         x_old=x0,
         grad=grad0,
@@ -170,7 +179,8 @@ def apgd_single_run(
         reduced_last=jnp.ones((b,), bool),
     )
 
-    def body(i, st):
+    def body(st):
+        i = st["i"]
         x_adv = st["x_adv"]
         grad2 = x_adv - st["x_old"]
         a = jnp.where(i > 0, MOMENTUM, 1.0).astype(x.dtype)
@@ -196,6 +206,7 @@ def apgd_single_run(
         reduce = is_ck & (osc | no_impr)
         red_b = _expand(reduce, x)
         return dict(
+            i=i + 1,
             x_adv=jnp.where(red_b, x_best, x_new),
             x_old=x_adv,
             grad=jnp.where(red_b, grad_best, grad),
@@ -211,7 +222,7 @@ def apgd_single_run(
             reduced_last=jnp.where(is_ck, reduce, st["reduced_last"]),
         )
 
-    st = jax.lax.fori_loop(0, n_iter, body, state)
+    st = loops.while_active(body, state, max_steps=n_iter, active=lambda st: ~(done | st["fooled"]))
     return st["x_best"], st["fooled"], st["loss_best"], st["x_best_adv"]
 
 
@@ -245,7 +256,7 @@ def run_with_restarts(
         loss_fn = make_loss(r)
         x_best, run_fooled, loss_best, x_best_adv = apgd_single_run(
             loss_fn, logits_fn, x, y, jax.random.fold_in(key, r), eps=eps, bounds=bounds, norm=norm,
-            n_iter=n_iter, rho=rho, targeted_success=targeted_success,
+            n_iter=n_iter, rho=rho, targeted_success=targeted_success, done=fooled,
         )
         new = run_fooled & ~fooled
         x_adv = jnp.where(_expand(new, x), x_best_adv, x_adv)
@@ -261,7 +272,7 @@ def run_with_restarts(
         return (r < n_runs) & ~jnp.all(fooled)
 
     init = (jnp.asarray(0), x, fooled0, x, jnp.full((x.shape[0],), -jnp.inf, x.dtype))
-    _, x_adv, fooled, x_maxloss, _ = jax.lax.while_loop(runs_left, body, init)
+    _, x_adv, fooled, x_maxloss, _ = loops.while_loop(runs_left, body, init)
     return jnp.where(_expand(fooled, x), x_adv, x_maxloss), fooled
 
 

@@ -39,7 +39,7 @@ def bim(
       alpha: step size, traceable; None (default): eps / 4 (torchattacks: 2/255 at eps 8/255), so it scales with eps in a sweep.
       steps: number of iterations, static (default 10).
       bounds: the input box. loss: 'ce', 'mse', 'margin' or 'dlr'. targeted: descend instead.
-      unroll: static ``lax.fori_loop`` unroll (default None: fully unrolled on CPU, rolled elsewhere).
+      unroll: static ``lax.fori_loop`` unroll (default None: rolled, 1).
 
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.

@@ -80,7 +80,7 @@ def eotpgd(
       random_start: static, start uniformly in the eps ball (default True).
       stochastic: static, whether ``logits_fn`` takes ``(x, key)`` (default False).
       bounds: the input box. loss: 'ce', 'mse', 'margin' or 'dlr'. targeted: descend instead.
-      unroll: static ``lax.fori_loop`` unroll for the steps and EOT samples (default None: fully unrolled on CPU, rolled elsewhere).
+      unroll: static ``lax.fori_loop`` unroll for the steps and EOT samples (default None: rolled, 1).
 
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.

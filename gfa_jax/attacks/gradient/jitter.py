@@ -85,7 +85,7 @@ def jitter(
       loss: applied to the jittered softmax; default 'mse' is torchattacks' MSE to the one-hot label.
       targeted: descend instead. A sample counts as fooling the model when it is classified as its
         target (torchattacks, which knows the true labels, uses "not the true label" there).
-      unroll: static ``lax.fori_loop`` unroll (default None: fully unrolled on CPU, rolled elsewhere).
+      unroll: static ``lax.fori_loop`` unroll (default None: rolled, 1).
 
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.

@@ -45,7 +45,7 @@ def nifgsm(
       steps: number of iterations, static (default 5, as torchattacks).
       decay: momentum factor, traceable (default 1.0).
       bounds: the input box. loss: 'ce', 'mse', 'margin' or 'dlr'. targeted: descend instead.
-      unroll: static ``lax.fori_loop`` unroll (default None: fully unrolled on CPU, rolled elsewhere).
+      unroll: static ``lax.fori_loop`` unroll (default None: rolled, 1).
 
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.

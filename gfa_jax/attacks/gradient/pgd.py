@@ -43,7 +43,7 @@ def pgd(
       steps: number of iterations, static (default 10).
       random_start: static, start uniformly in the eps ball (default True).
       bounds: the input box. loss: 'ce', 'mse', 'margin' or 'dlr'. targeted: descend instead.
-      unroll: static ``lax.fori_loop`` unroll (default None: fully unrolled on CPU, rolled elsewhere).
+      unroll: static ``lax.fori_loop`` unroll (default None: rolled, 1).
 
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.

@@ -44,7 +44,7 @@ def pgd_l2(
       steps: number of iterations, static (default 10).
       random_start: static, start at a random point of the L2 ball (default True).
       bounds: the input box. loss: 'ce', 'mse', 'margin' or 'dlr'. targeted: descend instead.
-      unroll: static ``lax.fori_loop`` unroll (default None: fully unrolled on CPU, rolled elsewhere).
+      unroll: static ``lax.fori_loop`` unroll (default None: rolled, 1).
 
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the L2 eps ball and the box.

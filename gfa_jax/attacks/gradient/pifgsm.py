@@ -44,7 +44,7 @@ def pifgsm(
       steps: number of iterations, static (default 10).
       amplification: step-size amplification factor beta, traceable (default 10).
       bounds: the input box. loss: 'ce', 'mse', 'margin' or 'dlr'.
-      unroll: static ``lax.fori_loop`` unroll (default None: fully unrolled on CPU, rolled elsewhere).
+      unroll: static ``lax.fori_loop`` unroll (default None: rolled, 1).
 
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.

@@ -56,7 +56,7 @@ def pifgsmpp(
       amplification: step-size amplification factor beta, traceable (default 10).
       project_factor: weight of the projection term, traceable (default 0.8).
       bounds: the input box. loss: 'ce', 'mse', 'margin' or 'dlr'. targeted: descend instead.
-      unroll: static ``lax.fori_loop`` unroll (default None: fully unrolled on CPU, rolled elsewhere).
+      unroll: static ``lax.fori_loop`` unroll (default None: rolled, 1).
 
     Returns:
       ``x_adv``, same shape and dtype as ``x``, in the eps ball and the box.

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
+from gfa_jax.attacks import loops
 from gfa_jax.attacks.base import (
     Array,
     Bounds,
@@ -157,7 +158,7 @@ def cw_l2(
             best_dist,
             best_x,
         )
-        state = lax.while_loop(cond, body, state)
+        state = loops.while_loop(cond, body, state)
         found, best_dist, best_x = state[5], state[6], state[7]
         const, lower, upper = binary_search_update(const, lower, upper, found)
         return const, lower, upper, best_dist, best_x
@@ -169,7 +170,7 @@ def cw_l2(
         jnp.full(batch, jnp.inf, dtype),
         x,
     )
-    _, _, _, best_dist, best_x = lax.fori_loop(0, binary_search_steps, search_step, outer)
+    _, _, _, best_dist, best_x = loops.fori_loop(0, binary_search_steps, search_step, outer)
     success = jnp.isfinite(best_dist)
     x_adv = jnp.where(_expand(success, x), best_x, x)
     norm = jnp.where(success, jnp.sqrt(best_dist), jnp.inf)

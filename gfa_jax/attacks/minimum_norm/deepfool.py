@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from gfa_jax.attacks import loops
 from gfa_jax.attacks.base import (
     Array,
     Bounds,
@@ -98,7 +99,7 @@ def _deepfool(
         return (i < max_iter) & jnp.any(active)
 
     state = (jnp.asarray(0), jnp.zeros_like(x), still_correct(logits0))
-    _, r_tot, _ = lax.while_loop(cond, body, state)
+    _, r_tot, _ = loops.while_loop(cond, body, state)
 
     x_adv = iterate(r_tot)
     success = ~still_correct(logits_fn(x_adv))

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from gfa_jax.attacks import loops
 from gfa_jax.attacks.base import (
     Array,
     Bounds,
@@ -143,7 +144,7 @@ def ead(
             best_l1,
             best_x,
         )
-        state = lax.while_loop(cond, body, state)
+        state = loops.while_loop(cond, body, state)
         found, best_score, best_l1, best_x = state[5:]
         const, lower, upper = binary_search_update(const, lower, upper, found)
         return const, lower, upper, best_score, best_l1, best_x
@@ -156,7 +157,7 @@ def ead(
         jnp.full(batch, jnp.inf, dtype),
         x,
     )
-    _, _, _, _, best_l1, best_x = lax.fori_loop(0, binary_search_steps, search_step, outer)
+    _, _, _, _, best_l1, best_x = loops.fori_loop(0, binary_search_steps, search_step, outer)
     success = jnp.isfinite(best_l1)
     x_adv = jnp.where(_expand(success, x), best_x, x)
     norm = jnp.where(success, best_l1, jnp.inf)

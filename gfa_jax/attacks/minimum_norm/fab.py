@@ -25,8 +25,9 @@ Two entry points:
 
 Implementation notes / deviations: the box is handled by mapping ``bounds`` affinely to ``[0, 1]`` (the
 reference's projection assumes a ``[0, 1]`` box; L-inf distances scale uniformly, so this is exact);
-each iteration runs on the full batch with ``jnp.where`` updates (``lax.fori_loop`` over iterations
-and over (target, restart) runs, ``lax.fori_loop`` for the projection's bisection); the untargeted
+each iteration runs on the full batch with ``jnp.where`` updates (loops over iterations and over
+(target, restart) runs, ``lax.fori_loop`` for the projection's bisection; bounded FAB stops a run,
+and the runs, once every sample is fooled within eps: same per-sample success); the untargeted
 Jacobian is computed with one VJP per class (``vmap``); ``n_target_classes`` is clipped to ``K - 1``.
 L2 and L1 FAB are not implemented.
 """
@@ -37,6 +38,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from gfa_jax.attacks import loops
 from gfa_jax.attacks.base import (
     Array,
     Bounds,
@@ -112,9 +114,15 @@ def projection_linf(t: Array, w: Array, b: Array) -> Array:
 
 
 def _fab_single_run(logits_fn: LogitsFn, x0: Array, y: Array, y_target: Array | None, x_init: Array, *,
-                    n_iter: int, alpha_max: float, eta: float, beta: float):
+                    n_iter: int, alpha_max: float, eta: float, beta: float,
+                    stop: tuple[Array, Array] | None = None):
     """One FAB run in the ``[0, 1]`` box on the whole batch: returns ``(adv, res)`` (``res = BIG`` where
-    nothing adversarial was found, ``adv = x0`` there)."""
+    nothing adversarial was found, ``adv = x0`` there).
+
+    ``stop = (done, radius)`` (bounded FAB): the run ends early once every sample is ``done`` (settled
+    by an earlier run) or has a result within ``radius`` (:func:`loops.while_active`); a sample still
+    without one runs exactly the iterations it would otherwise. ``None``: all ``n_iter`` iterations.
+    """
     bsz = x0.shape[0]
     flat0 = x0.reshape(bsz, -1)
 
@@ -161,7 +169,13 @@ def _fab_single_run(logits_fn: LogitsFn, x0: Array, y: Array, y_target: Array | 
         x1 = jnp.where(_expand(is_adv, x0), x0 + (x1 - x0) * beta, x1)
         return x1, adv, res2
 
-    _, adv, res2 = jax.lax.fori_loop(0, n_iter, body, (x_init, x0, jnp.full((bsz,), BIG, x0.dtype)))
+    init = (x_init, x0, jnp.full((bsz,), BIG, x0.dtype))
+    if stop is None:
+        _, adv, res2 = loops.fori_loop(0, n_iter, body, init)
+    else:
+        done, radius = stop
+        _, adv, res2 = loops.while_active(lambda carry: body(None, carry), init, max_steps=n_iter,
+                                          active=lambda carry: ~(done | (carry[2] <= radius)))
     return adv, res2
 
 
@@ -193,8 +207,9 @@ def _fab_runs(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Boun
         tr = tr / _expand(per_sample_norm(tr, "inf") + 1e-12, x)
         rand_init = jnp.clip(u0 + _expand(eps_u, x) * tr * 0.5, 0.0, 1.0)
         x_init = jnp.where(restart > 0, rand_init, u0)
+        stop = (fooled | clean_wrong, eps_u) if bounded else None
         adv, res = _fab_single_run(f01, u0, y, y_target, x_init, n_iter=n_iter, alpha_max=alpha_max, eta=eta,
-                                   beta=beta)
+                                   beta=beta, stop=stop)
         found = (res < BIG) & ~clean_wrong
         if bounded:
             new = found & (res <= eps_u) & ~fooled
@@ -209,7 +224,12 @@ def _fab_runs(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Boun
         return best_u, best_res, fooled
 
     init = (u0, jnp.full((bsz,), jnp.inf, x.dtype), jnp.zeros((bsz,), bool))
-    best_u, best_res, fooled = jax.lax.fori_loop(0, n_runs, body, init)
+    if bounded:  # a sample fooled within eps is settled: stop once every sample is
+        _, (best_u, best_res, fooled) = loops.while_active(
+            lambda c: (c[0] + 1, body(c[0], c[1])), (jnp.asarray(0), init), max_steps=n_runs,
+            active=lambda c: ~(c[1][2] | clean_wrong))
+    else:
+        best_u, best_res, fooled = loops.fori_loop(0, n_runs, body, init)
     x_adv = jnp.clip(lo + scale * best_u, lo, hi)
     x_adv = jnp.where(_expand(fooled, x), x_adv, x)
     return x_adv, fooled

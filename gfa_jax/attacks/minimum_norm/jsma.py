@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from gfa_jax.attacks import loops
 from gfa_jax.attacks.base import (
     Array,
     Bounds,
@@ -107,7 +108,7 @@ def jsma(
         return jnp.any(state[3])
 
     active0 = ~reached(logits0) & jnp.any(domain0, axis=-1) & (max_iters > 0)
-    _, flat, _, _ = lax.while_loop(cond, body, (jnp.asarray(0), flat0, domain0, active0))
+    _, flat, _, _ = loops.while_loop(cond, body, (jnp.asarray(0), flat0, domain0, active0))
 
     x_adv = flat.reshape(x.shape)
     pred = jnp.argmax(logits_fn(x_adv), axis=-1)

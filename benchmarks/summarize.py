@@ -1,0 +1,165 @@
+"""Write results/benchmarks/README.md from the benchmark JSON files (generated, never typed).
+
+    .venv/bin/python benchmarks/summarize.py            # reads and writes results/benchmarks/
+
+Tables: attacks before (``attacks_<model>.json``, ``attacks_cnn_unrolled.json``) and after
+(``attacks_<model>_v2.json``) per model: JAX seconds, compile seconds, torchattacks seconds, the
+torch / JAX ratio (> 1: ours faster), efficiency against the measured matmul peak (``<=`` where the
+attack stops early and the bound assumes the whole budget ran), robust accuracy both sides; the
+loop probe (``loop_probe.json``); the train step (``train_step_cnn*.json``). Each table names its
+file, the machine, and the load average recorded during the run where the file has one.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+
+RESULTS = pathlib.Path(__file__).resolve().parents[1] / "results" / "benchmarks"
+
+
+def fmt(value, digits: int = 3, suffix: str = "") -> str:
+    return "-" if value is None else f"{value:.{digits}f}{suffix}"
+
+
+def load(path: pathlib.Path):
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def run_facts(report: dict, name: str) -> str:
+    machine = report.get("machine", {})
+    facts = [f"`{name}`", f"{machine.get('cpu_count')} CPUs", f"jax {machine.get('jax_version')}"]
+    if "torch" in report:
+        facts.append(f"torch {report['torch']['torch_version']}, torchattacks {report['torch']['torchattacks_version']}")
+    if report.get("matmul_peak_flops"):
+        facts.append(f"matmul peak {report['matmul_peak_flops'] / 1e9:.0f} GFLOP/s")
+    load_avg = report.get("load_average")
+    facts.append("load avg " + (f"{load_avg['start'][0]:.1f} -> {load_avg['end'][0]:.1f}" if load_avg else "not recorded"))
+    text = ", ".join(facts)
+    cpus = machine.get("cpu_count") or 1
+    if load_avg and max(load_avg["start"][0], load_avg["end"][0]) > cpus:
+        text += (f". **Loaded run** (load above {cpus} CPUs): the measured peak and every time are inflated, "
+                 "torch's (OpenMP threads) far more than JAX's, so torch / JAX ratios and efficiencies here are "
+                 "not meaningful; only same-framework ratios within the file are")
+    return text
+
+
+def efficiency(jax_part: dict) -> str:
+    if jax_part.get("efficiency_vs_matmul_peak") is not None:
+        return fmt(100 * jax_part["efficiency_vs_matmul_peak"], 1, " %")
+    if jax_part.get("efficiency_if_no_early_stop") is not None:
+        return "<= " + fmt(100 * jax_part["efficiency_if_no_early_stop"], 1, " %")
+    return "-"
+
+
+def attack_table(report: dict, name: str) -> list[str]:
+    lines = [f"From {run_facts(report, name)}.", "",
+             "| model | attack | JAX s | compile s | torch s | torch / JAX | efficiency | robust acc JAX / torch |",
+             "|---|---|---|---|---|---|---|---|"]
+    for model in report["models"]:
+        for case in model["cases"]:
+            jax_part, agreement = case["jax"], case["agreement"]
+            torch_s = case.get("torch", {}).get("torch_seconds_scaled_to_batch")
+            accs = " / ".join(fmt(agreement[k]["robust_accuracy"], 3) for k in ("jax", "torch") if k in agreement)
+            lines.append(f"| {model['model']} b{model['batch']} | {case['attack']} | {fmt(jax_part['steady_seconds_median'])} "
+                         f"| {fmt(jax_part['compile_seconds'], 1)} | {fmt(torch_s)} | {fmt(case.get('torch_over_jax'), 2)} "
+                         f"| {efficiency(jax_part)} | {accs} |")
+    return lines + [""]
+
+
+def ratio_table(before: dict, after: dict) -> list[str]:
+    """torch / JAX per case, before vs after, where both files have the case."""
+    def ratios(report):
+        return {(m["model"], c["attack"]): c.get("torch_over_jax") for m in report["models"] for c in m["cases"]}
+
+    old, new = ratios(before), ratios(after)
+    lines = ["| model | attack | torch / JAX before | torch / JAX after |", "|---|---|---|---|"]
+    for key in sorted(new):
+        lines.append(f"| {key[0]} | {key[1]} | {fmt(old.get(key), 2)} | {fmt(new[key], 2)} |")
+    return lines + [""]
+
+
+def probe_table(report: dict, name: str) -> list[str]:
+    lines = [f"From {run_facts(report, name)}; PGD-{report['attack'].split('-')[-1]}, paper CNN, batch "
+             f"{report['batch']}, median of {report['repeats']} interleaved calls.", "",
+             "| variant | steady s | x unrolled | compile s | max abs diff vs unrolled | convolution dim_labels in the optimised HLO |",
+             "|---|---|---|---|---|---|"]
+    for variant, row in report["variants"].items():
+        layouts = ", ".join(f"`{k}` x{v}" for k, v in row["conv_dim_labels"].items())
+        lines.append(f"| {variant} | {fmt(row['steady_seconds_median'])} | {fmt(row['over_unrolled'], 2)} "
+                     f"| {fmt(row['compile_seconds'], 1)} | {fmt(row['max_abs_diff_vs_unrolled'], 4)} | {layouts} |")
+    return lines + [""]
+
+
+def train_table(report: dict, name: str) -> list[str]:
+    lines = [f"From {run_facts(report, name)}.", "",
+             "| impl | strategy | seeds | seed mode | batch | steady s | compile s | efficiency |",
+             "|---|---|---|---|---|---|---|---|"]
+    for case in report["cases"]:
+        eff = case.get("efficiency_vs_matmul_peak")
+        impl = case["impl"] + (" (conv as matmul)" if case.get("conv_as_matmul") else "")
+        lines.append(f"| {impl} | {case['strategy']} | {case['seeds']} | {case.get('seed_mode', '-')} "
+                     f"| {case['batch']} | {fmt(case['steady_seconds_median'])} | {fmt(case.get('compile_seconds'), 1)} "
+                     f"| {fmt(None if eff is None else 100 * eff, 1, ' %')} |")
+    ratios = report.get("ratios", {})
+    for key, text in (("torch_over_jax_deep_1_seed", "torch / JAX, DEEP step, one seed"),
+                      ("torch_over_jax_deep_1_seed_conv_as_matmul",
+                       "torch / JAX, DEEP step, one seed, `PaperCNN(conv_as_matmul=True)`")):
+        if ratios.get(key) is not None:
+            lines += ["", f"{text}: **{ratios[key]:.2f}** (> 1: ours faster)."]
+    return lines + [""]
+
+
+def gfa_probe_table(report: dict, name: str) -> list[str]:
+    lines = [f"From {run_facts(report, name)}; parameter gradient of the DEEP GFA loss (beta {report['beta']}), "
+             f"paper CNN, batch {report['batch']}, interleaved; max abs gradient difference "
+             f"{report['max_abs_grad_diff']:.1e}.", "",
+             "| convolution | steady s | efficiency |", "|---|---|---|"]
+    for variant, row in report["variants"].items():
+        eff = row.get("efficiency_vs_matmul_peak")
+        lines.append(f"| {variant} | {fmt(row['steady_seconds_median'])} | {fmt(None if eff is None else 100 * eff, 1, ' %')} |")
+    return lines + [""]
+
+
+def build(results: pathlib.Path) -> str:
+    out = ["# Benchmark results", "",
+           "Generated by `benchmarks/summarize.py` from the JSON files in this folder; do not edit by hand.",
+           "Commands to regenerate them: `results/README.md`. All times are seconds per call (median);",
+           "torch / JAX > 1 means ours is faster. Timings from runs on a loaded machine are only comparable",
+           "within one file (side by side), not across files.", ""]
+    probe = load(results / "loop_probe.json")
+    if probe:
+        out += ["## The rolled-loop slowdown (cause: `loop_slowdown.md`)", ""] + probe_table(probe, "loop_probe.json")
+    for model in ("cnn", "mlp"):
+        before, after = load(results / f"attacks_{model}.json"), load(results / f"attacks_{model}_v2.json")
+        if after:
+            out += [f"## Attacks, {model.upper()}: after", ""] + attack_table(after, f"attacks_{model}_v2.json")
+        if before:
+            out += [f"## Attacks, {model.upper()}: before", ""] + attack_table(before, f"attacks_{model}.json")
+        if before and after:
+            out += [f"### torch / JAX, {model.upper()}, before vs after (different runs and loads)", ""]
+            out += ratio_table(before, after)
+    unrolled = load(results / "attacks_cnn_unrolled.json")
+    if unrolled:
+        out += ["## Attacks, CNN, before: gradient attacks unrolled", ""] + attack_table(unrolled, "attacks_cnn_unrolled.json")
+    probe = load(results / "gfa_step_probe.json")
+    if probe:
+        out += ["## DEEP GFA gradient: XLA convolution vs im2col + matmul", ""] + gfa_probe_table(probe, "gfa_step_probe.json")
+    for name in ("train_step_cnn_v2.json", "train_step_cnn.json"):
+        report = load(results / name)
+        if report:
+            out += [f"## Train step (`{name}`)", ""] + train_table(report, name)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", default=str(RESULTS))
+    args = parser.parse_args()
+    results = pathlib.Path(args.results)
+    (results / "README.md").write_text(build(results))
+    print(f"wrote {results / 'README.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""The loops every iterative attack runs: XLA-friendly bodies and per-sample early stopping.
+
+Why a rolled attack loop was 2-3x slower per step than the same steps unrolled on XLA:CPU
+(results/benchmarks/loop_slowdown.md): the input gradient of a convolution is itself a
+convolution whose kernel JAX addresses as ``HWOI`` (input and output features swapped through
+the dimension numbers, no transpose). XLA:CPU only runs convolutions with ``NHWC`` inputs and an
+``HWIO`` kernel on its fast Eigen path; the pass that rewrites other layouts into that one
+(``ConvCanonicalization``) walks the *entry* computation only. Unrolled, every step sits in the
+entry computation and gets canonicalised; inside a ``while`` body the backward convolution is
+left as it is and emitted as a naive loop nest (``conv_general_dilated.N_elemental_kernel_module``
+in the dump), several times slower than Eigen.
+
+:func:`canonical_convolutions` does that rewrite in JAX, before XLA sees the loop: it traces a
+function and re-emits every convolution with non-canonical dimension numbers as ``transpose ->
+NHWC/HWIO convolution -> transpose`` (for a backward convolution only the small kernel is
+transposed). :func:`fori_loop` and :func:`while_active` apply it to every loop body of the
+attack library, so every loop attack, whatever the model, gets Eigen convolutions in a rolled
+loop (short compiles, no unrolling needed).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.extend import core as jex
+
+Array = jax.Array
+
+_CONV = "conv_general_dilated"
+# Custom-derivative calls keep their rule: their inner jaxprs are not rewritten (a convolution
+# inside a user's custom_vjp stays as written).
+_OPAQUE = ("custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr", "custom_lin")
+
+
+# ----------------------------------------------------------------------------- canonical convolutions
+
+
+def is_canonical(dimension_numbers, ndim: int) -> bool:
+    """True when a convolution reads ``N, spatial..., C`` input, ``spatial..., I, O`` kernel and
+    writes ``N, spatial..., C`` output: the only layout XLA:CPU's Eigen convolution accepts."""
+    lhs, rhs, out = dimension_numbers
+    spatial = tuple(range(1, ndim - 1))
+    return (
+        tuple(lhs) == (0, ndim - 1) + spatial
+        and tuple(out) == (0, ndim - 1) + spatial
+        and tuple(rhs) == (ndim - 1, ndim - 2) + tuple(range(ndim - 2))
+    )
+
+
+def canonical_conv(lhs: Array, rhs: Array, *, dimension_numbers, **params) -> Array:
+    """``conv_general_dilated`` with any dimension numbers, computed as an NHWC x HWIO convolution
+    between transposes (a transpose by the identity permutation is dropped)."""
+    lhs_spec, rhs_spec, out_spec = dimension_numbers
+    ndim = lhs.ndim
+    lhs_perm = (lhs_spec[0],) + tuple(lhs_spec[2:]) + (lhs_spec[1],)
+    rhs_perm = tuple(rhs_spec[2:]) + (rhs_spec[1], rhs_spec[0])
+    out_axes = (out_spec[0],) + tuple(out_spec[2:]) + (out_spec[1],)  # canonical axis k is axis out_axes[k]
+    spatial = tuple(range(1, ndim - 1))
+    canonical = lax.ConvDimensionNumbers(
+        lhs_spec=(0, ndim - 1) + spatial,
+        rhs_spec=(ndim - 1, ndim - 2) + tuple(range(ndim - 2)),
+        out_spec=(0, ndim - 1) + spatial,
+    )
+    out = lax.conv_general_dilated_p.bind(
+        _transpose(lhs, lhs_perm), _transpose(rhs, rhs_perm), dimension_numbers=canonical, **params
+    )
+    return _transpose(out, tuple(np.argsort(out_axes)))
+
+
+def _transpose(x: Array, perm: tuple[int, ...]) -> Array:
+    return x if perm == tuple(range(x.ndim)) else jnp.transpose(x, perm)
+
+
+def _rewrite_param(value):
+    if isinstance(value, jex.ClosedJaxpr):
+        return _rewrite_closed(value)
+    if isinstance(value, tuple) and value and all(isinstance(v, jex.ClosedJaxpr) for v in value):
+        return tuple(_rewrite_closed(v) for v in value)
+    return value
+
+
+def _rewrite_closed(closed: jex.ClosedJaxpr) -> jex.ClosedJaxpr:
+    """``closed`` with its convolutions (and those of its sub-jaxprs) in canonical layout."""
+    if not _has_noncanonical_conv(closed.jaxpr):
+        return closed
+    avals = [jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type) for a in closed.in_avals]
+    return jax.make_jaxpr(lambda *args: _evaluate(closed.jaxpr, closed.consts, args))(*avals)
+
+
+def _has_noncanonical_conv(jaxpr: jex.Jaxpr) -> bool:
+    """Whether ``jaxpr`` or one of its sub-jaxprs (custom-derivative calls aside) has a convolution
+    to rewrite; bodies already rewritten (inner loops of the library) are left as they are."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == _CONV:
+            if not is_canonical(eqn.params["dimension_numbers"], eqn.invars[0].aval.ndim):
+                return True
+            continue
+        if eqn.primitive.name in _OPAQUE:
+            continue
+        for value in eqn.params.values():
+            values = value if isinstance(value, tuple) else (value,)
+            if any(isinstance(v, jex.ClosedJaxpr) and _has_noncanonical_conv(v.jaxpr) for v in values):
+                return True
+    return False
+
+
+def _evaluate(jaxpr: jex.Jaxpr, consts, args) -> list:
+    env: dict = {}
+
+    def read(var):
+        return var.val if isinstance(var, jex.Literal) else env[var]
+
+    for var, value in zip(jaxpr.constvars, consts):
+        env[var] = value
+    for var, value in zip(jaxpr.invars, args):
+        env[var] = value
+    for eqn in jaxpr.eqns:
+        invals = [read(v) for v in eqn.invars]
+        if eqn.primitive.name == _CONV and not is_canonical(eqn.params["dimension_numbers"], invals[0].ndim):
+            outs = [canonical_conv(*invals, **eqn.params)]
+        else:
+            params = eqn.params if eqn.primitive.name in _OPAQUE else {
+                k: _rewrite_param(v) for k, v in eqn.params.items()}
+            with eqn.ctx.manager:
+                outs = eqn.primitive.bind(*invals, **eqn.primitive.get_bind_params(params))
+            if not eqn.primitive.multiple_results:
+                outs = [outs]
+        for var, value in zip(eqn.outvars, outs):
+            if not isinstance(var, jex.DropVar):
+                env[var] = value
+    return [read(v) for v in jaxpr.outvars]
+
+
+def canonical_convolutions(fn: Callable) -> Callable:
+    """``fn`` with every convolution it runs (its gradients' included) in XLA:CPU's canonical
+    NHWC / HWIO layout; same values. ``fn`` takes and returns pytrees of arrays."""
+
+    def wrapped(*args):
+        closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*args)
+        out = _evaluate(closed.jaxpr, closed.consts, jax.tree_util.tree_leaves(args))
+        return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(out_shape), out)
+
+    return wrapped
+
+
+# ----------------------------------------------------------------------------- loops
+
+
+def fori_loop(lower, upper, body: Callable[[Array, Any], Any], state, *, unroll: bool | int = 1):
+    """``lax.fori_loop`` (``state <- body(i, state)``) whose body has canonical convolutions."""
+    return lax.fori_loop(lower, upper, canonical_convolutions(body), state, unroll=unroll)
+
+
+def while_loop(cond: Callable[[Any], Array], body: Callable[[Any], Any], state):
+    """``lax.while_loop`` whose body has canonical convolutions."""
+    return lax.while_loop(cond, canonical_convolutions(body), state)
+
+
+def while_active(step: Callable[[Any], Any], state, *, max_steps: int, active: Callable[[Any], Array]):
+    """``state <- step(state)`` while some sample is ``active(state)`` (bool ``[B]``) and fewer than
+    ``max_steps`` steps ran; per-sample early stopping for the whole batch.
+
+    ``step`` itself must leave inactive samples unchanged (``jnp.where(active, new, old)``), so
+    that stopping early gives the same result as running every step.
+    """
+    def cond(carry):
+        i, s = carry
+        return (i < max_steps) & jnp.any(active(s))
+
+    def body(carry):
+        i, s = carry
+        return i + 1, step(s)
+
+    _, state = while_loop(cond, body, (jnp.asarray(0, jnp.int32), state))
+    return state

@@ -1,0 +1,123 @@
+"""attacks.loops: canonical convolutions (same values, Eigen-friendly layout) and early stopping
+(same per-sample outcome as running the whole budget)."""
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gfa_jax import attacks
+from gfa_jax.attacks import loops
+
+BOUNDS = (-1.0, 1.0)
+
+
+def tiny_cnn(key, channels: int = 4, classes: int = 5):
+    """conv 3x3 (1 -> channels, SAME) - relu - dense: logits_fn on [B, 6, 6, 1]."""
+    k_conv, k_dense = jax.random.split(key)
+    kernel = jax.random.normal(k_conv, (3, 3, 1, channels)) / 3.0
+    dense = jax.random.normal(k_dense, (6 * 6 * channels, classes)) / 12.0
+
+    def logits_fn(x):
+        h = jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return jax.nn.relu(h).reshape(x.shape[0], -1) @ dense
+
+    return logits_fn
+
+
+def conv_dimension_numbers(fn, *args):
+    """The dimension numbers of every convolution in ``fn``'s jaxpr, sub-jaxprs included."""
+    found = []
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "conv_general_dilated":
+                found.append((eqn.params["dimension_numbers"], eqn.invars[0].aval.ndim))
+            for value in eqn.params.values():
+                for v in value if isinstance(value, tuple) else (value,):
+                    if isinstance(v, jax.extend.core.ClosedJaxpr):
+                        walk(v.jaxpr)
+
+    walk(jax.make_jaxpr(fn)(*args).jaxpr)
+    return found
+
+
+@pytest.mark.parametrize("dims", [("NHWC", "HWIO", "NHWC"), ("NCHW", "OIHW", "NCHW")])
+def test_canonical_convolutions_same_gradient_only_canonical_convs(dims):
+    x = jax.random.normal(jax.random.key(0), (2, 5, 5, 3) if dims[0] == "NHWC" else (2, 3, 5, 5))
+    k = jax.random.normal(jax.random.key(1), (3, 3, 3, 4) if dims[1] == "HWIO" else (4, 3, 3, 3))
+
+    def loss(x, k):
+        out = jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=dims)
+        return jnp.sum(jnp.tanh(out) ** 2)
+
+    grads = jax.jit(jax.grad(loss, argnums=(0, 1)))
+    canonical = loops.canonical_convolutions(jax.grad(loss, argnums=(0, 1)))
+    chex.assert_trees_all_close(jax.jit(canonical)(x, k), grads(x, k), rtol=1e-5, atol=1e-5)
+    before = conv_dimension_numbers(jax.grad(loss, argnums=(0, 1)), x, k)
+    after = conv_dimension_numbers(canonical, x, k)
+    assert not all(loops.is_canonical(d, n) for d, n in before)  # the backward conv is not canonical
+    assert after and all(loops.is_canonical(d, n) for d, n in after)
+
+
+def test_canonical_convolutions_reach_inside_loops():
+    logits_fn = tiny_cnn(jax.random.key(0))
+    x = jax.random.uniform(jax.random.key(1), (3, 6, 6, 1), minval=-1, maxval=1)
+
+    def body(_, v):
+        return v + 0.01 * jax.grad(lambda z: jnp.sum(logits_fn(z)[:, 0]))(v)
+
+    looped = lambda v: loops.fori_loop(0, 3, body, v)  # noqa: E731
+    assert all(loops.is_canonical(d, n) for d, n in conv_dimension_numbers(looped, x))
+    chex.assert_trees_all_close(jax.jit(looped)(x), jax.lax.fori_loop(0, 3, body, x), rtol=1e-5, atol=1e-6)
+
+
+def test_while_active_stops_when_no_sample_is_active():
+    def step(state):
+        count, value = state
+        return count + 1, jnp.where(value > 0, value - 1, value)
+
+    count, value = loops.while_active(step, (0, jnp.array([2, 5, 1])), max_steps=10,
+                                      active=lambda s: s[1] > 0)
+    assert int(count) == 5 and np.all(np.asarray(value) == 0)
+    count, _ = loops.while_active(step, (0, jnp.array([2, 50])), max_steps=10, active=lambda s: s[1] > 0)
+    assert int(count) == 10
+
+
+def run_whole_budget(step, state, *, max_steps, active):
+    """``loops.while_active`` without the early stop: every one of ``max_steps`` steps runs."""
+    del active
+    return jax.lax.fori_loop(0, max_steps, lambda _, s: step(s), state)
+
+
+EARLY_STOP_CASES = {
+    "apgd": {"n_iter": 12},
+    "apgd_t": {"n_iter": 6, "n_target_classes": 3},
+    "square": {"n_queries": 40},
+    "fab_t": {"n_iter": 6, "n_target_classes": 3},
+}
+# eps 0.1: some samples survive (the loops run on for them); 0.3: all fall, the loops stop early
+SLOW = pytest.mark.slow
+CASES = [("apgd", 0.3), pytest.param("apgd", 0.1, marks=SLOW), pytest.param("apgd_t", 0.1, marks=SLOW),
+         pytest.param("square", 0.1, marks=SLOW), pytest.param("square", 0.3, marks=SLOW),
+         pytest.param("fab_t", 0.3, marks=SLOW)]
+
+
+@pytest.mark.parametrize("name,eps", CASES)
+def test_early_stop_keeps_each_samples_outcome(name, eps, monkeypatch):
+    logits_fn = tiny_cnn(jax.random.key(0))
+    x = jax.random.uniform(jax.random.key(1), (12, 6, 6, 1), minval=-1, maxval=1)
+    y = jnp.argmax(logits_fn(x), axis=-1)
+    fn = attacks.get_attack(name).fn
+    kwargs = {"eps": eps, **EARLY_STOP_CASES[name]}
+    run = lambda: jax.jit(lambda v: fn(logits_fn, v, y, jax.random.key(2), bounds=BOUNDS, **kwargs))(x)  # noqa: E731
+    x_early = run()
+    monkeypatch.setattr(loops, "while_active", run_whole_budget)
+    x_full = run()
+    correct_early = np.asarray(jnp.argmax(logits_fn(x_early), -1) == y)
+    correct_full = np.asarray(jnp.argmax(logits_fn(x_full), -1) == y)
+    np.testing.assert_array_equal(correct_early, correct_full)
+    # samples never fooled ran the same iterations: the same point
+    np.testing.assert_allclose(np.asarray(x_early)[correct_full], np.asarray(x_full)[correct_full], atol=1e-6)
