@@ -203,10 +203,11 @@ def audit_paragraph(rows: Sequence[dict], robustness, run_labels: Sequence[str],
             for attack in report.untrusted_attacks:
                 audit_untrusted[attack].append(seed)
         if audit_untrusted:
-            parts.append("The audit's own attacks that overstate robustness: "
-                         + ", ".join(f"{a} ({len(seeds)}/{n} seeds)" for a, seeds in audit_untrusted.items()) + ".")
+            parts.append("The audit's own weaker attacks that overstate robustness (audit.md): "
+                         + ", ".join(f"{a} ({len(seeds)}/{n} seeds)" for a, seeds in sorted(audit_untrusted.items())) + ".")
         if not fired and not untrusted:
-            parts.append(f"Every number above is within {100 * NOT_CONVERGED_GAP:.0f} points of the audited worst case.")
+            parts.append(f"Every attack row of the table is within {100 * NOT_CONVERGED_GAP:.0f} points of the audited "
+                         "worst case.")
         lines.append(" ".join(parts))
     return "\n".join(lines)
 
