@@ -19,6 +19,8 @@ from gfa_jax.losses import TASK_LOSSES
 from gfa_jax.models import MODELS, get_model
 
 STRATEGIES = ("standard", "first", "deep")
+# The budgets of gfa_jax.evaluation.audit.BUDGETS (that module sits above this one; a test keeps the two equal).
+AUDIT_BUDGETS = ("quick", "standard", "thorough")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -115,6 +117,14 @@ def base_config() -> ml_collections.ConfigDict:
     config.robustness.batch_size = 500
     config.robustness.seed = 0
     config.robustness.figures = True  # example adversarials, loss landscape, feature maps
+    # The robustness audit (gfa_jax.evaluation.audit) after the attacks: every seed of every run on the
+    # attacked samples at the table's L-inf eps; verdict and audited worst case in table.md, details in
+    # audit.json / audit.md. audit_budget: quick | standard | thorough (the audit's attack budgets);
+    # audit_eps_linf: None = table_eps_linf; audit_num_samples: the first N attacked samples (0: all).
+    config.robustness.audit = True
+    config.robustness.audit_budget = "quick"
+    config.robustness.audit_eps_linf = placeholder(float)
+    config.robustness.audit_num_samples = 0
     # Each attack's options, one section per attack with its keyword arguments and their defaults
     # (``--config.robustness.attack_options.square.n_queries=1000``); None: the attack's own choice.
     config.robustness.attack_options = attack_options()
@@ -237,6 +247,12 @@ def _robustness_problems(robustness: ml_collections.ConfigDict) -> list[str]:
         problems.append(f"robustness.protocol {robustness.protocol!r} is not 'common_correct' or 'all'.")
     for key in ("eps_linf", "eps_l2", "table_eps_linf", "table_eps_l2"):
         problems += _eps_problems(f"robustness.{key}", robustness[key])
+    if robustness.audit_budget not in AUDIT_BUDGETS:
+        problems.append(f"robustness.audit_budget {robustness.audit_budget!r} is not one of {list(AUDIT_BUDGETS)}.")
+    if robustness.audit_eps_linf is not None:
+        problems += _eps_problems("robustness.audit_eps_linf", robustness.audit_eps_linf)
+    if robustness.audit_num_samples < 0:
+        problems.append(f"robustness.audit_num_samples must be >= 0, got {robustness.audit_num_samples}.")
     loss_options = [(name, section.loss) for name, section in robustness.attack_options.items()
                     if "loss" in section and section.loss is not None and section.loss not in attacks.LOSSES]
     problems += [f"robustness.attack_options.{name}.loss {loss!r} is not one of {sorted(attacks.LOSSES)}."

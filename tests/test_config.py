@@ -9,6 +9,7 @@ import pytest
 
 from gfa_jax import attacks
 from gfa_jax import config as gfa_config
+from gfa_jax.evaluation.audit import BUDGETS
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CONFIG_FILES = sorted((REPO / "configs").glob("*.py"))
@@ -59,6 +60,8 @@ def test_validate_names_unknown_keys_and_bad_beta():
     ("adversarial.eps", -1.0, r"adversarial.eps must be finite and >= 0"),
     ("layerwise.eps", float("nan"), r"layerwise.eps must be finite and >= 0"),
     ("robustness.protocol", "some", r"robustness.protocol 'some' is not 'common_correct' or 'all'"),
+    ("robustness.audit_budget", "fast", r"robustness.audit_budget 'fast' is not one of \['quick', 'standard', 'thorough'\]"),
+    ("robustness.audit_eps_linf", -0.3, r"robustness.audit_eps_linf must be finite and >= 0"),
     ("seeds", (1, 1), r"seeds \(1, 1\) repeat a seed"),
     ("batch_size", 0, r"batch_size must be >= 1"),
 ])
@@ -71,6 +74,13 @@ def test_validate_names_the_bad_value_and_what_is_allowed(field, value, message)
     section[leaf] = value
     with pytest.raises(ValueError, match=message):
         gfa_config.validate(config)
+
+
+def test_audit_budget_names_are_the_audits():
+    assert gfa_config.AUDIT_BUDGETS == tuple(BUDGETS)
+    config = gfa_config.base_config()
+    assert config.robustness.audit and config.robustness.audit_budget == "quick"
+    assert config.robustness.audit_eps_linf is None
 
 
 @pytest.mark.parametrize(

@@ -68,6 +68,15 @@ Indicators (``value`` vs ``threshold``; a flag means a number of the report is n
   above its value at the random start (Pintor et al. 2022, "silent failure": the attack makes no
   progress at all); threshold 20 %.
 
+Each indicator has a ``kind``: ``"masking"`` (every indicator above but the last two: the model's
+gradients or its response to attacks look masked, so no gradient-based number of it, the audit's own
+included, is more than an upper bound) or ``"attack"`` (``not_converged``, ``loss_not_increasing``
+and the minimum-norm ``budget_failure``: the plain attack's number is too optimistic, a defect of the
+attack, not of the model; the audited worst case is the number to report). ``report.flags`` names
+every indicator that fired, ``report.masking_flags`` those of kind ``"masking"``; the verdict reads
+``trustworthy``, ``gradient masking suspected: ...`` or ``weak attacks: use the audited number
+(...)``.
+
 Randomised models: every evaluation of an attack's output draws anew, so a sample counts as fooled
 when any evaluation misclassified it; when ``randomness`` fires, EOT-PGD (gradients averaged over
 several forward passes, Athalye et al. 2018) joins the attacks, as AutoAttack's ``version='rand'``
@@ -168,6 +177,14 @@ BUDGETS: dict[str, Budget] = {
 }
 
 
+ATTACK_INDICATORS = ("not_converged", "loss_not_increasing", "budget_failure")
+
+
+def indicator_kind(name: str) -> str:
+    """``"attack"`` for the indicators of a too-weak attack, ``"masking"`` for the others."""
+    return "attack" if name in ATTACK_INDICATORS else "masking"
+
+
 @dataclasses.dataclass(frozen=True)
 class AuditReport:
     """What the audit found for one model on one set of samples.
@@ -200,17 +217,45 @@ class AuditReport:
         return not self.flags
 
     @property
+    def masking_flags(self) -> tuple[str, ...]:
+        """The flags of kind ``"masking"``: the model's gradients are suspect, not just an attack."""
+        return tuple(name for name in self.flags
+                     if self.indicators[name].get("kind", indicator_kind(name)) == "masking")
+
+    @property
+    def attack_flags(self) -> tuple[str, ...]:
+        """The flags of kind ``"attack"``: a plain attack was too weak; the audited number stands."""
+        return tuple(name for name in self.flags if name not in self.masking_flags)
+
+    @property
     def verdict(self) -> str:
-        """``"trustworthy"`` or ``"flagged: a, b"``: one cell of a table."""
-        return "trustworthy" if not self.flags else "flagged: " + ", ".join(self.flags)
+        """One cell of a table: ``"trustworthy"``, ``"gradient masking suspected: a, b"`` (attack flags
+        appended after ``"; weak attacks: "``) or ``"weak attacks: use the audited number (c)"``."""
+        if not self.flags:
+            return "trustworthy"
+        if self.masking_flags:
+            text = "gradient masking suspected: " + ", ".join(self.masking_flags)
+            return text + ("; weak attacks: " + ", ".join(self.attack_flags) if self.attack_flags else "")
+        return "weak attacks: use the audited number (" + ", ".join(self.attack_flags) + ")"
 
     def to_dict(self) -> dict:
         """JSON-serialisable form (``per_sample`` as a list of bools)."""
         out = dataclasses.asdict(self)
         out["per_sample"] = [bool(v) for v in np.asarray(self.per_sample)]
         out["flags"] = list(self.flags)
+        out["masking_flags"] = list(self.masking_flags)
         out["verdict"] = self.verdict
         return out
+
+    @classmethod
+    def from_dict(cls, saved: Mapping[str, Any]) -> "AuditReport":
+        """The report back from :meth:`to_dict`'s JSON (indicators saved without a kind get theirs)."""
+        indicators = {name: {**ind, "kind": ind.get("kind", indicator_kind(name))}
+                      for name, ind in saved["indicators"].items()}
+        return cls(tuple(saved["flags"]), indicators, float(saved["robust_accuracy"]),
+                   np.asarray(saved["per_sample"], bool), float(saved["clean_accuracy"]),
+                   dict(saved["attack_accuracy"]), dict(saved["unbounded_accuracy"]),
+                   {a: list(r) for a, r in saved["untrusted_attacks"].items()}, dict(saved["settings"]))
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -423,11 +468,14 @@ def _finite_difference_check(logits_fn, x, y, key, *, n_directions, bounds):
 # ----------------------------------------------------------------------------- indicators
 
 
-def indicator(value, threshold, flagged: bool, evidence: str) -> dict:
-    """One indicator as plain JSON values."""
+def indicator(value, threshold, flagged: bool, evidence: str, kind: str = "masking") -> dict:
+    """One indicator as plain JSON values; ``kind``: ``"masking"`` or ``"attack"``."""
+    if kind not in ("masking", "attack"):
+        raise ValueError(f"indicator kind {kind!r} is not 'masking' or 'attack'")
     clean = lambda v: None if v is None else (float(v) if isinstance(v, (int, float, np.floating, np.integer))
                                               else v)
-    return {"value": clean(value), "threshold": clean(threshold), "flagged": bool(flagged), "evidence": evidence}
+    return {"value": clean(value), "threshold": clean(threshold), "flagged": bool(flagged), "evidence": evidence,
+            "kind": kind}
 
 
 def _share_indicator(mask: np.ndarray, what: str) -> dict:
@@ -480,7 +528,7 @@ def minimum_norm_indicator(result: attacks.MinNormResult, *, attack: str = "mini
     share = outcomes["failed"] / max(n, 1)
     return indicator(share, threshold, share > threshold,
                      f"{attack} failed on {outcomes['failed']} of {n} samples ({_pct(share)}): a budget failure "
-                     "(more steps / a larger search range), not robustness")
+                     "(more steps / a larger search range), not robustness", kind="attack")
 
 
 # ----------------------------------------------------------------------------- the audit
@@ -692,7 +740,7 @@ def audit(logits_fn, x, y, key, *, eps, norm: str = "linf", bounds, surrogate_lo
         gap, NOT_CONVERGED_GAP, gap > NOT_CONVERGED_GAP,
         f"PGD-10 (CE) {_pct(attack_accuracy['pgd10'])} vs " + ", ".join(f"{a} {_pct(attack_accuracy[a])}"
                                                                         for a in others)
-        + f": {best_other} is {100 * gap:.1f} points lower")
+        + f": {best_other} is {100 * gap:.1f} points lower", kind="attack")
     pgd_stats = {k: np.asarray(v) for k, v in extras["pgd10"].items()}
     survivors = correct["pgd10"]
     flat = pgd_stats["loss_max"] <= pgd_stats["loss_start"] + 1e-6 * (1.0 + np.abs(pgd_stats["loss_start"]))
@@ -701,7 +749,7 @@ def audit(logits_fn, x, y, key, *, eps, norm: str = "linf", bounds, surrogate_lo
     indicators["loss_not_increasing"] = indicator(
         share, LOSS_NOT_INCREASING_SHARE, share > LOSS_NOT_INCREASING_SHARE and stalled >= MIN_FLAGGED_SAMPLES,
         f"{stalled} of the {int(survivors.sum())} samples PGD-10 does not fool never raised their CE loss "
-        "above its value at the random start")
+        "above its value at the random start", kind="attack")
 
     untrusted: dict[str, list[str]] = {}
     for a, acc in attack_accuracy.items():
@@ -740,9 +788,12 @@ def explain(report: AuditReport) -> list[str]:
         lines.append(f"{name}: {ind['evidence']} (value {_fmt(ind['value'])}, threshold {_fmt(ind['threshold'])}).")
     for attack, reasons in report.untrusted_attacks.items():
         lines.append(f"{attack}'s accuracy is not a robustness number: {'; '.join(reasons)}.")
-    if report.flags:
-        lines.append(f"The audited worst case {_pct(report.robust_accuracy)} is an upper bound that the flagged "
-                     "indicators say may still be loose.")
+    if report.masking_flags:
+        lines.append(f"Gradient masking suspected ({', '.join(report.masking_flags)}): the audited worst case "
+                     f"{_pct(report.robust_accuracy)} is an upper bound that may still be loose.")
+    elif report.flags:
+        lines.append(f"Weak attacks ({', '.join(report.attack_flags)}), not a masked model: report the audited "
+                     f"worst case {_pct(report.robust_accuracy)}.")
     return lines
 
 

@@ -15,14 +15,12 @@ resumes where it stopped.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import logging
 import pathlib
-from typing import Any, Sequence
+from typing import Sequence
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -30,94 +28,18 @@ import numpy as np
 
 from gfa_jax import attacks, console, data, files
 from gfa_jax import config as gfa_config
-from gfa_jax.evaluation import figures
+from gfa_jax.evaluation import audit_runs, figures
 from gfa_jax.evaluation import report as robustness_report
+from gfa_jax.evaluation.runs import (  # noqa: F401  (re-exported)
+    SAMPLE_SELECTION, TrainedRun, load_run, predict, select_samples)
 from gfa_jax.evaluation.paper_results import layerwise as layerwise_paper_results
-from gfa_jax.training import checkpoints, multiseed
+from gfa_jax.training import multiseed
 from gfa_jax.models.state import inference_logits_fn
-from gfa_jax.training.train_state import make_model
 
 logger = logging.getLogger(__name__)
 
-# Which test samples a report attacks when it attacks num_samples of them (recorded in settings.json).
-SAMPLE_SEED = 0
-SAMPLE_SELECTION = "a fixed-seed random subset (seed 0) of the eligible samples"
 
 Array = jax.Array
-
-
-@dataclasses.dataclass
-class TrainedRun:
-    """A finished training run loaded from its workdir: stacked parameters of every seed."""
-
-    workdir: pathlib.Path
-    config: ml_collections.ConfigDict
-    model: nn.Module
-    params: Any
-    model_state: Any
-    seeds: tuple[int, ...]
-
-    def logits_fn(self, seed_index: int = 0):
-        """``x -> logits`` of one seed's model in inference mode (batch norm by its running averages)."""
-        return inference_logits_fn(self.model, multiseed.unstack(self.params, seed_index),
-                                   multiseed.unstack(self.model_state, seed_index))
-
-    @property
-    def label(self) -> str:
-        return self.config.strategy if self.config.strategy else self.config.name
-
-
-def load_run(workdir: str | pathlib.Path, num_classes: int, input_shape: Sequence[int]) -> TrainedRun:
-    """Restore the newest checkpoint of ``workdir`` (written by :func:`gfa_jax.training.train.train_and_evaluate`)."""
-    workdir = pathlib.Path(workdir).expanduser().resolve()
-    config_path = workdir / "config.json"
-    if not config_path.exists():
-        raise FileNotFoundError(f"{workdir} has no config.json: is it the --workdir of a training run?")
-    config = ml_collections.ConfigDict(gfa_config.upgrade_legacy(json.loads(config_path.read_text())))
-    seeds = tuple(int(s) for s in config.seeds)
-    model = make_model(config, num_classes)
-    epoch, params, model_state = checkpoints.restore_latest_variables(checkpoints.make_manager(workdir / "checkpoints"))
-    if epoch == 0:
-        raise FileNotFoundError(f"{workdir}/checkpoints holds no checkpoint yet: train first.")
-    expected = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1,) + tuple(input_shape)))["params"]
-    shapes = jax.tree.map(lambda leaf: leaf.shape[1:], params)
-    if shapes != jax.tree.map(lambda leaf: leaf.shape, expected):
-        raise ValueError(f"{workdir}'s checkpoint does not fit {config.model.name} on inputs {tuple(input_shape)} "
-                         f"with {num_classes} classes: was it trained on another dataset?")
-    return TrainedRun(workdir, config, model, params, model_state, seeds)
-
-
-def predict(run: TrainedRun, images: np.ndarray, batch_size: int) -> np.ndarray:
-    """Predicted classes ``[S, N]`` of every seed."""
-    chunk = multiseed.seeds_per_vmap(0, multiseed.seed_mesh(len(run.seeds)), multiseed.unstack(run.params, 0))
-    apply = jax.jit(lambda params, model_state, x: multiseed.map_seeds(
-        lambda p, s: jnp.argmax(inference_logits_fn(run.model, p, s)(x), -1), (params, model_state), chunk))
-    batches = [apply(run.params, run.model_state, data.to_model_range(jnp.asarray(images[i:i + batch_size])))
-               for i in range(0, len(images), batch_size)]
-    return np.concatenate([np.asarray(b) for b in batches], axis=1)
-
-
-def select_samples(runs: Sequence[TrainedRun], images, labels, *, protocol: str, num_samples: int,
-                   batch_size: int) -> np.ndarray:
-    """Indices of the test samples to attack.
-
-    ``common_correct``: those every seed of every run classifies correctly (the paper's protocol);
-    ``all``: every sample. Then ``num_samples`` of them (0: all) drawn with a fixed seed, in test-set
-    order: not the first ones, since a test set stored class by class (an image folder) would give
-    a few classes only.
-    """
-    if protocol == "common_correct":
-        correct = np.ones(len(labels), bool)
-        for run in console.progress(runs, desc="common-correct samples", unit="run"):
-            correct &= np.all(predict(run, images, batch_size) == labels[None], axis=0)
-        indices = np.flatnonzero(correct)
-    elif protocol == "all":
-        indices = np.arange(len(labels))
-    else:
-        raise ValueError(f"Unknown robustness.protocol {protocol!r}; use 'common_correct' or 'all'.")
-    if not num_samples or num_samples >= len(indices):
-        return indices
-    return np.sort(np.random.default_rng(SAMPLE_SEED).permutation(indices)[:num_samples])
 
 
 def perturbation_stats(x_adv: Array, x: Array, counted: Array) -> dict[str, Array]:
@@ -240,12 +162,27 @@ def load_results(path: pathlib.Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def audit_attacked_samples(runs: Sequence[TrainedRun], images, labels, out: pathlib.Path,
+                           robustness: ml_collections.ConfigDict) -> audit_runs.Reports:
+    """The robustness audit of every seed of every run on the first ``audit_num_samples`` attacked
+    samples (0: all) at ``audit_eps_linf`` (None: the table's L-inf eps); resumed from ``audit.json``."""
+    count = robustness.get("audit_num_samples", 0) or len(labels)
+    eps = robustness.get("audit_eps_linf", None)
+    eps = robustness.table_eps_linf if eps is None else eps
+    x = data.to_model_range(jnp.asarray(images[:count]))
+    logger.info("Auditing %d runs on %d samples at L-inf eps %g", len(runs), min(count, len(labels)), eps)
+    return audit_runs.audit_compared_runs(runs, x, jnp.asarray(labels[:count]), out, eps=eps,
+                                          budget=robustness.get("audit_budget", "quick"), seed=robustness.seed)
+
+
 def evaluate_runs(workdirs: Sequence[str], outdir: str, robustness: ml_collections.ConfigDict | None = None) -> list[dict]:
     """Attack every run of ``workdirs`` with every configured attack; write rows, table and figures.
 
     Args:
       workdirs: training workdirs to compare (all on the same dataset and model input shape).
-      outdir: where ``results.jsonl``, ``results.csv``, ``table.md`` and ``figures/`` go.
+      outdir: where ``results.jsonl``, ``results.csv``, ``table.md`` and ``figures/`` go (with
+        ``robustness.audit``, also ``audit.json`` and ``audit.md``: the audit of every seed on the
+        attacked samples, resumed for runs already audited with the same settings).
       robustness: the ``config.robustness`` section; default: the first run's.
 
     Returns:
@@ -292,9 +229,10 @@ def evaluate_runs(workdirs: Sequence[str], outdir: str, robustness: ml_collectio
     progress.close()
     current = {str(run.workdir) for run in runs}
     rows = [r for r in all_rows if r["workdir"] in current]
+    audits = audit_attacked_samples(runs, images, labels, out, robustness) if robustness.get("audit", False) else None
     references = {run.label: layerwise_paper_results.paper_accuracy(run.config.model.name, run.label) for run in runs}
     robustness_report.write_report(rows, out, robustness, [run.label for run in runs],
-                                   {label: row for label, row in references.items() if row})
+                                   {label: row for label, row in references.items() if row}, audits)
     if robustness.figures:
         figures.write_figures(runs, data.to_model_range(jnp.asarray(images[:256])), jnp.asarray(labels[:256]), out,
                               eps=robustness.table_eps_linf)

@@ -20,6 +20,7 @@ from tiny_models import BOUNDS, init_mlp, mlp_apply, trained_mlp
 from gfa_jax import attacks
 from gfa_jax import audit as audit_module
 from gfa_jax.evaluation import audit as library
+from gfa_jax.evaluation import audit_runs
 from gfa_jax.losses import cross_entropy
 
 EPS = 0.2
@@ -80,9 +81,11 @@ def test_no_flag_on_an_undefended_model(undefended_report):
     assert {"fgsm", "fgsm_train_loss", "pgd10", "apgd_ce", "apgd_dlr", "apgd_train_loss", "square"} <= set(
         report.attack_accuracy)
     assert all(v <= library.UNBOUNDED_ACCURACY for v in report.unbounded_accuracy.values())
-    for ind in report.indicators.values():
-        assert set(ind) == {"value", "threshold", "flagged", "evidence"}
-    json.dumps(report.to_dict())
+    for name, ind in report.indicators.items():
+        assert set(ind) == {"value", "threshold", "flagged", "evidence", "kind"}
+        assert ind["kind"] == ("attack" if name in ("not_converged", "loss_not_increasing") else "masking"), name
+    saved = json.loads(json.dumps(report.to_dict()))
+    assert library.AuditReport.from_dict(saved).to_dict() == saved
 
 
 def test_no_flag_on_a_pgd_trained_model(data, pgd_trained_params, undefended_report):
@@ -106,7 +109,8 @@ def test_masked_defence_is_flagged_by_the_right_indicator(case, data):
     settings, expected = MASKED[case]
     report = run_audit(defended(data[0], **settings), data, surrogate_logits_fn=defended(data[0]))
     assert expected in report.flags, report.indicators[expected]
-    assert report.verdict.startswith("flagged")
+    assert expected in report.masking_flags
+    assert report.verdict.startswith("gradient masking suspected: ")
     # the audit's worst case is far below what plain PGD reports
     assert report.robust_accuracy < report.attack_accuracy["pgd10"] - 0.3, report.attack_accuracy
     assert library.explain(report)
@@ -127,6 +131,29 @@ def test_a_gradient_of_the_wrong_size_is_flagged_even_where_sign_attacks_still_w
     assert report.robust_accuracy == pytest.approx(undefended_report.robust_accuracy, abs=0.05)
 
 
+def _report(flagged: dict[str, str]) -> library.AuditReport:
+    indicators = {name: library.indicator(1.0, 0.5, True, "evidence", kind=kind) for name, kind in flagged.items()}
+    indicators["randomness"] = library.indicator(0.0, 1e-4, False, "evidence")
+    return library.AuditReport(tuple(flagged), indicators, 0.2, np.ones(4, bool), 1.0, {"pgd10": 0.5}, {},
+                               {"pgd10": ["too high"]}, {"eps": 0.3, "budget": "quick"})
+
+
+def test_verdict_tells_gradient_masking_from_weak_attacks():
+    assert _report({}).verdict == "trustworthy" and _report({}).masking_flags == ()
+    weak = _report({"not_converged": "attack", "loss_not_increasing": "attack"})
+    assert weak.flags == ("not_converged", "loss_not_increasing") and weak.masking_flags == ()
+    assert weak.verdict == "weak attacks: use the audited number (not_converged, loss_not_increasing)"
+    assert "Weak attacks" in library.explain(weak)[-1] and "report the audited worst case" in library.explain(weak)[-1]
+    masked = _report({"zero_gradients/ce": "masking", "not_converged": "attack"})
+    assert masked.masking_flags == ("zero_gradients/ce",) and masked.attack_flags == ("not_converged",)
+    assert masked.verdict == "gradient masking suspected: zero_gradients/ce; weak attacks: not_converged"
+    assert "Gradient masking suspected" in library.explain(masked)[-1]
+    assert [library.indicator_kind(n) for n in ("not_converged", "budget_failure", "randomness")] == [
+        "attack", "attack", "masking"]
+    with pytest.raises(ValueError, match="kind"):
+        library.indicator(0.0, 1.0, False, "", kind="other")
+
+
 def test_minimum_norm_failures_are_budget_failures():
     success = np.array([True] * 7 + [False] * 3)
     norm = np.where(success, np.linspace(0.1, 0.7, 10), np.inf)
@@ -134,12 +161,13 @@ def test_minimum_norm_failures_are_budget_failures():
     assert library.minimum_norm_outcomes(result, eps=0.3) == {
         "failed": 3, "success_within_eps": 3, "success_beyond_eps": 4}
     flagged = library.minimum_norm_indicator(result, attack="cw_l2")
-    assert flagged["flagged"] and flagged["value"] == pytest.approx(0.3)
+    assert flagged["flagged"] and flagged["value"] == pytest.approx(0.3) and flagged["kind"] == "attack"
     assert not library.minimum_norm_indicator(attacks.MinNormResult(result.x_adv, np.ones(10, bool), norm))["flagged"]
 
 
 def test_public_module_and_command_line():
     assert audit_module.audit is library.audit and audit_module.AuditReport is library.AuditReport
+    assert audit_module.audit_runs is audit_runs.audit_runs
     root = pathlib.Path(library.__file__).resolve().parents[2]  # this checkout, not an installed copy
     completed = subprocess.run([sys.executable, "-m", "gfa_jax.audit", "--help"], capture_output=True, text=True,
                                cwd=root)
@@ -165,6 +193,7 @@ def test_command_line_audits_every_seed_of_every_run(tiny_fashion_mnist, tmp_pat
     assert saved["settings"]["num_samples"] == result["settings"]["num_samples"] > 0
     text = (tmp_path / "audit" / "audit.md").read_text()
     assert "## deep" in text and "audited worst case" in text and "transfer_beats_white_box" in text
+    assert "| not_converged | attack |" in text
 
 
 @pytest.mark.slow

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from tiny_configs import tiny_config
 
-from gfa_jax.evaluation import robustness
+from gfa_jax.evaluation import audit as audit_library
+from gfa_jax.evaluation import audit_runs, robustness
 from gfa_jax.training import train
 
 
@@ -31,6 +32,7 @@ def _settings(attacks=("fgsm", "pgd", "deepfool")):
     settings.batch_size = 32
     settings.attack_options.pgd.steps = 3
     settings.attack_options.deepfool.max_iter = 5
+    settings.audit = False  # the audit's own test below turns it on
     return settings
 
 
@@ -70,7 +72,9 @@ def test_only_commonly_correct_samples_are_attacked(two_runs):
         np.testing.assert_array_equal(predictions, np.broadcast_to(dataset.test_labels[chosen], predictions.shape))
     everything = robustness.select_samples(runs, dataset.test_images, dataset.test_labels,
                                            protocol="all", num_samples=10, batch_size=16)
-    np.testing.assert_array_equal(everything, np.arange(10))
+    assert len(set(everything)) == 10 and set(everything) <= set(range(len(dataset.test_labels)))
+    assert len(robustness.select_samples(runs, dataset.test_images, dataset.test_labels, protocol="all",
+                                         num_samples=0, batch_size=16)) == len(dataset.test_labels)
 
 
 def test_interrupted_evaluation_resumes(two_runs, tmp_path, monkeypatch):
@@ -148,3 +152,80 @@ def test_a_subset_of_a_class_sorted_test_set_covers_every_class():
     assert set(labels[indices]) == set(range(10))
     np.testing.assert_array_equal(indices, robustness.select_samples([], None, labels, protocol="all",
                                                                      num_samples=100, batch_size=10))
+
+
+def _canned_audit(flags_by_run):
+    """A stand-in for ``audit_runs.audit_run``: per seed, a report whose flags are ``flags_by_run[label]``
+    and whose worst case is 0.1 x (seed + 1); records the calls."""
+    calls = []
+
+    def fake(run, x, y, key, *, eps, norm, budget, surrogate):
+        calls.append((run.label, surrogate.label if surrogate else None, int(len(y))))
+        flagged = flags_by_run[run.label]
+        indicators = {name: audit_library.indicator(1.0, 0.5, name in flagged, f"{name} evidence",
+                                                    kind=audit_library.indicator_kind(name))
+                      for name in ("zero_gradients/ce", "not_converged")}
+        return {seed: audit_library.AuditReport(
+            tuple(n for n in indicators if n in flagged), indicators, 0.1 * (i + 1), np.ones(len(y), bool), 1.0,
+            {"pgd10": 0.9}, {}, {"pgd10": ["90.0 % is far above"]}, {"eps": eps, "norm": norm, "budget": budget})
+            for i, seed in enumerate(run.seeds)}
+
+    return fake, calls
+
+
+def test_the_audit_adds_verdicts_to_the_tables_and_resumes(two_runs, tmp_path, monkeypatch):
+    settings = _settings(attacks=("fgsm",))
+    settings.audit = True
+    settings.audit_num_samples = 4
+    settings.audit_eps_linf = 0.5
+    fake, calls = _canned_audit({"standard": (), "deep": ("zero_gradients/ce", "not_converged")})
+    monkeypatch.setattr(audit_runs, "audit_run", fake)
+    robustness.evaluate_runs(two_runs, str(tmp_path), settings)
+    assert calls == [("standard", None, 4), ("deep", "standard", 4)]  # standard: the others' surrogate
+    saved = json.loads((tmp_path / "audit.json").read_text())
+    assert saved["settings"]["eps"] == 0.5 and saved["settings"]["budget"] == "quick"
+    assert set(saved["runs"]["deep"]["seeds"]) == {"0", "1"}
+    assert saved["runs"]["deep"]["settings"]["surrogate"] == two_runs[0]
+    table = (tmp_path / "table.md").read_text()
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in table.splitlines()
+            if line.startswith("|")}
+    assert rows["audited worst case"][1:] == ["0.5", "-", "-", "15.00 ± 7.07", "15.00 ± 7.07 |"]
+    assert rows["audit verdict"][-2:] == ["trustworthy", "masking suspected |"]
+    assert "**deep**: masking suspected" in table and "zero_gradients/ce (masking, 2/2 seeds)" in table
+    assert "not_converged (attack, 2/2 seeds)" in table and "pgd10 (2/2 seeds)" in table
+    worst = (tmp_path / "table_worst_case.md").read_text().splitlines()
+    assert worst[0].endswith("| Worst case | Audited worst case | Audit |")
+    assert worst[-1].endswith("| 15.00 ± 7.07 | masking suspected |")
+    calls.clear()
+    robustness.evaluate_runs(two_runs, str(tmp_path), settings)  # resumed: nothing audited again
+    assert calls == []
+    assert (tmp_path / "table.md").read_text() == table
+
+
+@pytest.mark.slow
+def test_the_real_audit_in_the_report(two_runs, tmp_path):
+    settings = _settings(attacks=("fgsm",))
+    settings.audit = True
+    settings.table_eps_linf = 0.5
+    robustness.evaluate_runs(two_runs, str(tmp_path), settings)
+    saved = json.loads((tmp_path / "audit.json").read_text())
+    assert saved["runs"]["deep"]["settings"]["surrogate"] == two_runs[0]
+    fgsm = {(r["run"], r["seed"]): r["accuracy"] for r in robustness.load_results(tmp_path / "results.jsonl")
+            if r["eps"] == 0.5}
+    for label in ("standard", "deep"):
+        for seed in (0, 1):
+            report = saved["runs"][label]["seeds"][str(seed)]
+            assert report["robust_accuracy"] <= fgsm[(label, seed)] + 1e-9  # FGSM is one of the audit's attacks
+            assert report["verdict"] in table_cells(tmp_path / "audit.md")
+    assert "| audit verdict | 0.5 |" in (tmp_path / "table.md").read_text()
+
+
+def table_cells(path):
+    return {cell.strip() for line in path.read_text().splitlines() for cell in line.split("|")}
+
+
+def test_without_the_audit_the_tables_have_no_verdict(two_runs, tmp_path):
+    robustness.evaluate_runs(two_runs, str(tmp_path), _settings(attacks=("fgsm",)))
+    assert "audit" not in (tmp_path / "table.md").read_text().lower()
+    assert "Audit" not in (tmp_path / "table_worst_case.md").read_text()
+    assert not (tmp_path / "audit.json").exists()
