@@ -17,10 +17,10 @@ bounds=(-1.0, 1.0))``. This module is the command line only: it re-exports the a
 from __future__ import annotations
 
 import pathlib
-import sys
 
 from absl import app, flags
 
+from gfa_jax import console
 from gfa_jax.evaluation.audit import (  # noqa: F401  (the library, re-exported)
     ATTACK_INDICATORS,
     BUDGETS,
@@ -72,6 +72,4 @@ def main(argv) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    if {"-h", "--help", "-?"} & set(sys.argv[1:]):
-        app.usage(shorthelp=True, writeto_stdout=True, exitcode=0)  # absl's own --help exits 1
-    app.run(main)
+    console.run_app(main)

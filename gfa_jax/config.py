@@ -166,7 +166,7 @@ def upgrade_legacy(config_dict: dict) -> dict:
     config = base_config()
     saved = json.loads(json.dumps(config_dict))
     legacy_kwargs = saved.get("robustness", {}).pop("attack_kwargs", None)
-    _update_known(config, saved)
+    update_from_dict(config, saved)
     for name, kwargs in json.loads(legacy_kwargs or "{}").items():
         for key, value in kwargs.items():
             config.robustness.attack_options[name][key] = value
@@ -187,13 +187,9 @@ def differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
 
 def update_from_dict(config: ml_collections.ConfigDict, values: dict) -> None:
     """Set ``config``'s keys from a (JSON) dict of the same layout; keys ``config`` lacks are added."""
-    _update_known(config, values)
-
-
-def _update_known(config: ml_collections.ConfigDict, values: dict) -> None:
     for key, value in values.items():
         if isinstance(value, dict) and isinstance(config.get(key), ml_collections.ConfigDict):
-            _update_known(config[key], value)
+            update_from_dict(config[key], value)
         else:
             with config.unlocked():
                 config[key] = tuple(value) if isinstance(value, list) else value

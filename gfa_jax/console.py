@@ -52,7 +52,7 @@ def run_app(main, *, required_flags: tuple[str, ...] = ()) -> None:
     Scripts and CI steps treat a non-zero ``--help`` as a broken command line.
     """
     if any(argument in _HELP_ARGUMENTS for argument in sys.argv[1:]):
-        flags.FLAGS(sys.argv[:1])
+        flags.FLAGS.mark_as_parsed()  # no validation: required flags are absent when help is asked
         app.usage(shorthelp=True, writeto_stdout=True)
         print("\nTry --helpfull to get a list of all flags.")
         sys.exit(0)

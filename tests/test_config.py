@@ -1,11 +1,11 @@
 """The config: every key known, every name checked, every config file loads from any directory."""
-import importlib.util
 import json
 import pathlib
 import subprocess
 import sys
 
 import pytest
+from tiny_configs import load_config_module
 
 from gfa_jax import attacks
 from gfa_jax import config as gfa_config
@@ -20,9 +20,7 @@ CONFIG_ARGS = {"mnist_4fc_layerwise": "layer2", "mnist_3conv2fc_layerwise": "con
 
 
 def load_config_file(path: pathlib.Path, arg: str | None = None):
-    spec = importlib.util.spec_from_file_location(f"config_under_test_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_config_module(path.stem)
     return module.get_config(arg) if arg is not None else module.get_config()
 
 

@@ -80,3 +80,19 @@ def batch_norm(train: bool, name: str) -> nn.BatchNorm:
 # He-normal with fan_out, the initialisation of the reference CIFAR ResNets / WRNs (PyTorch's
 # ``kaiming_normal_(mode="fan_out", nonlinearity="relu")``).
 conv_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+
+def needs_projection(in_channels: int, out_channels: int, stride: int) -> bool:
+    """Whether a residual block's shortcut needs a 1x1 convolution (its width or resolution changes)."""
+    return in_channels != out_channels or stride != 1
+
+
+def residual_layer_names(blocks) -> tuple[str, ...]:
+    """Layer names of a residual network, forward order: ``stem``, per block ``(prefix, in, out,
+    stride)`` its ``conv1``, ``conv2`` and, where :func:`needs_projection`, ``shortcut``; then ``fc``."""
+    names = ["stem"]
+    for prefix, in_channels, out_channels, stride in blocks:
+        names += [f"{prefix}_conv1", f"{prefix}_conv2"]
+        if needs_projection(in_channels, out_channels, stride):
+            names.append(f"{prefix}_shortcut")
+    return tuple(names) + ("fc",)

@@ -8,7 +8,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gfa_jax.models.layers import batch_norm, capture_layer_input, conv_kernel_init
+from gfa_jax.models.layers import (batch_norm, capture_layer_input, conv_kernel_init, needs_projection,
+                                    residual_layer_names)
 
 
 class ResNet(nn.Module):
@@ -44,18 +45,9 @@ class ResNet(nn.Module):
                 channels = out
         return blocks
 
-    @staticmethod
-    def _projects(in_channels: int, out_channels: int, stride: int) -> bool:
-        return in_channels != out_channels or stride != 1
-
     @property
     def layer_names(self) -> tuple[str, ...]:
-        names = ["stem"]
-        for prefix, in_channels, out_channels, stride in self._blocks():
-            names += [f"{prefix}_conv1", f"{prefix}_conv2"]
-            if self._projects(in_channels, out_channels, stride):
-                names.append(f"{prefix}_shortcut")
-        return tuple(names) + ("fc",)
+        return residual_layer_names(self._blocks())
 
     def _conv_bn(self, name: str, h: jax.Array, features: int, kernel: int, stride: int, train: bool) -> jax.Array:
         h = capture_layer_input(self, name, h)
@@ -69,7 +61,7 @@ class ResNet(nn.Module):
         for prefix, in_channels, out_channels, stride in self._blocks():
             out = nn.relu(self._conv_bn(f"{prefix}_conv1", x, out_channels, 3, stride, train))
             out = self._conv_bn(f"{prefix}_conv2", out, out_channels, 3, 1, train)
-            if self._projects(in_channels, out_channels, stride):
+            if needs_projection(in_channels, out_channels, stride):
                 x = self._conv_bn(f"{prefix}_shortcut", x, out_channels, 1, stride, train)
             x = nn.relu(x + out)
         x = jnp.mean(x, axis=(1, 2))

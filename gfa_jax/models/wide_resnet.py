@@ -6,7 +6,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gfa_jax.models.layers import batch_norm, capture_layer_input, conv_kernel_init
+from gfa_jax.models.layers import (batch_norm, capture_layer_input, conv_kernel_init, needs_projection,
+                                    residual_layer_names)
 
 
 class WideResNet(nn.Module):
@@ -43,18 +44,9 @@ class WideResNet(nn.Module):
                 channels = out
         return blocks
 
-    @staticmethod
-    def _projects(in_channels: int, out_channels: int, stride: int) -> bool:
-        return in_channels != out_channels or stride != 1
-
     @property
     def layer_names(self) -> tuple[str, ...]:
-        names = ["stem"]
-        for prefix, in_channels, out_channels, stride in self._blocks():
-            names += [f"{prefix}_conv1", f"{prefix}_conv2"]
-            if self._projects(in_channels, out_channels, stride):
-                names.append(f"{prefix}_shortcut")
-        return tuple(names) + ("fc",)
+        return residual_layer_names(self._blocks())
 
     def _conv(self, name: str, h: jax.Array, features: int, kernel: int, stride: int = 1) -> jax.Array:
         h = capture_layer_input(self, name, h)
@@ -69,7 +61,7 @@ class WideResNet(nn.Module):
             out = self._conv(f"{prefix}_conv1", h, out_channels, 3, stride)
             out = nn.relu(batch_norm(train, f"{prefix}_bn2")(out))
             out = self._conv(f"{prefix}_conv2", out, out_channels, 3)
-            if self._projects(in_channels, out_channels, stride):
+            if needs_projection(in_channels, out_channels, stride):
                 x = self._conv(f"{prefix}_shortcut", h, out_channels, 1, stride)
             x = x + out
         x = nn.relu(batch_norm(train, "final_bn")(x))

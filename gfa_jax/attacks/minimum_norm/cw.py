@@ -30,7 +30,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import optax
-from jax import lax
 
 from gfa_jax.attacks import loops
 from gfa_jax.attacks.base import (

@@ -27,7 +27,6 @@ import functools
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from gfa_jax.attacks import loops
 from gfa_jax.attacks.base import (

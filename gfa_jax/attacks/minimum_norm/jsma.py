@@ -26,7 +26,6 @@ import math
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from gfa_jax.attacks import loops
 from gfa_jax.attacks.base import (
