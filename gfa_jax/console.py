@@ -34,8 +34,10 @@ def configure_logging() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def progress_bar(*, total: int, initial: int = 0, desc: str, unit: str = "step") -> tqdm.tqdm:
-    return tqdm.tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True, mininterval=1.0)
+def progress_bar(*, total: int, initial: int = 0, desc: str, unit: str = "step", disable: bool = False) -> tqdm.tqdm:
+    """A progress bar; ``disable``: shows nothing (``write`` still prints: tqdm's is a class method)."""
+    return tqdm.tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True, mininterval=1.0,
+                     disable=disable)
 
 
 def progress(items: Iterable[T], *, desc: str, unit: str = "it", total: int | None = None) -> Iterable[T]:

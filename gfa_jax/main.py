@@ -5,6 +5,11 @@ Trains every seed of the config, evaluating and checkpointing each epoch, then a
 resumes from the last checkpoint in the workdir, and the evaluation from its last finished attack.
 Paths may be relative (to the current directory) or absolute; the config file's own imports do not
 depend on the current directory.
+
+Started as several processes (a SLURM step of several tasks, or ``JAX_COORDINATOR_ADDRESS``,
+``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``; :mod:`gfa_jax.training.distributed`), every process
+trains its share of the seeds and process 0 alone prints and writes. The robustness report is
+process 0's alone, on its own devices; the other processes wait for it to finish, then exit.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from ml_collections import config_flags
 
 from gfa_jax import console
 from gfa_jax.evaluation import robustness
-from gfa_jax.training import metrics, train
+from gfa_jax.training import distributed, metrics, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/<name>.py).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory; default runs/<config.name>.")
@@ -34,18 +39,24 @@ def resolve_paths(config) -> None:
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    distributed.initialize_from_environment()
     console.configure_logging()
     config = _CONFIG.value
     resolve_paths(config)
     workdir = pathlib.Path(_WORKDIR.value or f"runs/{config.name}").expanduser().resolve()
     logger.info("Config:\n%s", config)
     summary = train.train_and_evaluate(config, workdir)
-    print(metrics.summary_line(summary))
-    print(f"Summary, metrics and checkpoints: {workdir}")
+    if distributed.is_writer():
+        print(metrics.summary_line(summary))
+        print(f"Summary, metrics and checkpoints: {workdir}")
     if config.robustness.enabled:
-        outdir = workdir / "robustness"
-        robustness.evaluate_runs([workdir], outdir, config.robustness)
-        print((outdir / "table.md").read_text())
+        distributed.on_writer(report_robustness, workdir, config)
+
+
+def report_robustness(workdir: pathlib.Path, config) -> None:
+    outdir = workdir / "robustness"
+    robustness.evaluate_runs([workdir], outdir, config.robustness)
+    print((outdir / "table.md").read_text())
 
 
 def run() -> None:

@@ -58,7 +58,8 @@ def load_run(workdir: str | pathlib.Path, num_classes: int, input_shape: Sequenc
     config = ml_collections.ConfigDict(gfa_config.upgrade_legacy(json.loads(config_path.read_text())))
     seeds = tuple(int(s) for s in config.seeds)
     model = make_model(config, num_classes)
-    epoch, params, model_state = checkpoints.restore_latest_variables(checkpoints.make_manager(workdir / "checkpoints"))
+    epoch, params, model_state = checkpoints.restore_latest_variables(
+        checkpoints.make_manager(workdir / "checkpoints", this_process_only=True))
     if epoch == 0:
         raise FileNotFoundError(f"{workdir}/checkpoints holds no checkpoint yet: train first.")
     expected = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1,) + tuple(input_shape)))["params"]

@@ -3,7 +3,9 @@
 :class:`TrainJob` is the callable submitit pickles and runs: it builds the run's config, trains
 in-process (``train.train_and_evaluate``, which resumes from the workdir's last checkpoint), then
 writes the robustness report of the run (``robustness.evaluate_runs``, which resumes from its last
-finished attack), exactly what ``python -m gfa_jax.main --config ... --workdir ...`` does. It is
+finished attack), exactly what ``python -m gfa_jax.main --config ... --workdir ...`` does, multi-host
+included: the tasks of a multi-task job (``--slurm.ntasks``) train the run together
+(:mod:`gfa_jax.training.distributed`), and task 0 writes its files and robustness report. It is
 ``submitit.helpers.Checkpointable``: a preempted SLURM job (SIGUSR2) requeues itself, and the
 requeued job resumes from the checkpoints.
 """
@@ -19,7 +21,7 @@ import submitit
 
 from gfa_jax.attacks import parse_attack_names as attack_names
 from gfa_jax.evaluation import robustness
-from gfa_jax.training import train
+from gfa_jax.training import distributed, train
 from gfa_jax.sweeps.sweep_file import ResolvedRun, build_config
 
 ROBUSTNESS_DIR = "robustness"
@@ -56,7 +58,7 @@ def is_finished(workdir: pathlib.Path, config) -> bool:
 
 def task_environment() -> dict:
     """Rank, task count and node of this process in its job (SLURM sets them; 0 of 1 locally).
-    Multi-task jobs (``--slurm.ntasks``) are for multi-host JAX, which ``gfa_jax.main`` will set up."""
+    The tasks of a multi-task job (``--slurm.ntasks``) run one multi-host JAX program."""
     try:
         env = submitit.JobEnvironment()
         return {"job_id": env.job_id, "rank": env.global_rank, "num_tasks": env.num_tasks,
@@ -74,6 +76,7 @@ class TrainJob(submitit.helpers.Checkpointable):
 
     def __call__(self) -> dict:
         logging.getLogger().setLevel(logging.INFO)
+        distributed.initialize_from_environment()  # several tasks: one JAX program over all of them
         task = task_environment()
         config = build_config(self.run)
         logging.info("Run %s in %s (task %d of %d on %s, job %s, JAX_PLATFORMS=%s)", self.run.name, self.workdir,
@@ -82,8 +85,8 @@ class TrainJob(submitit.helpers.Checkpointable):
         logging.info("Starting from epoch %d of %d", epochs[-1] if epochs else 0, config.num_epochs)
         summary = train.train_and_evaluate(config, self.workdir)
         if config.robustness.enabled:
-            robustness.evaluate_runs([self.workdir], str(pathlib.Path(self.workdir) / ROBUSTNESS_DIR),
-                                     config.robustness)
+            distributed.on_writer(robustness.evaluate_runs, [self.workdir],
+                                  str(pathlib.Path(self.workdir) / ROBUSTNESS_DIR), config.robustness)
         return summary
 
     def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:

@@ -25,10 +25,21 @@ class NoUsableCheckpointError(RuntimeError):
     """Every checkpoint in the directory failed to restore."""
 
 
-def make_manager(directory, *, max_to_keep: int = 2) -> ocp.CheckpointManager:
-    """A manager over ``directory`` (relative paths are resolved against the current directory)."""
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
-    return ocp.CheckpointManager(pathlib.Path(directory).expanduser().resolve(), options=options)
+def make_manager(directory, *, max_to_keep: int = 2, this_process_only: bool = False) -> ocp.CheckpointManager:
+    """A manager over ``directory`` (relative paths are resolved against the current directory).
+
+    Every process of a multi-host run saves and restores through it together, unless
+    ``this_process_only``: then this process reads on its own (process 0's robustness report).
+    """
+    multiprocessing = ocp.options.MultiprocessingOptions()
+    if this_process_only and jax.process_count() > 1:
+        multiprocessing = ocp.options.MultiprocessingOptions(primary_host=jax.process_index(),
+                                                             active_processes={jax.process_index()})
+    directory = pathlib.Path(directory).expanduser().resolve()
+    directory.mkdir(parents=True, exist_ok=True)  # here: Orbax's create=True refuses active_processes
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=False,
+                                           multiprocessing_options=multiprocessing)
+    return ocp.CheckpointManager(directory, options=options, item_handlers=ocp.StandardCheckpointHandler())
 
 
 def save(manager: ocp.CheckpointManager, epoch: int, state) -> None:
@@ -74,7 +85,10 @@ def _move_aside(manager: ocp.CheckpointManager, steps) -> pathlib.Path:
     aside = directory.parent / f"{directory.name}_damaged"
     aside.mkdir(exist_ok=True)
     for step in steps:
-        (directory / str(step)).rename(aside / str(step))
+        try:
+            (directory / str(step)).rename(aside / str(step))
+        except FileNotFoundError:  # another process of a multi-host run moved it first
+            pass
     manager.reload()
     return aside
 
@@ -107,7 +121,16 @@ def restore_latest_variables(manager: ocp.CheckpointManager):
     """``(epoch, params, model_state)`` of the newest readable checkpoint, whatever else it held.
 
     Evaluation needs only the model; reading it without a template also reads checkpoints of train
-    states with other fields (other strategies, older versions without ``model_state``).
+    states with other fields (other strategies, older versions without ``model_state``). The arrays
+    come to this process's first device, whatever devices saved them (another machine, several
+    processes of a multi-host run).
     """
-    epoch, state = _restore_newest(manager, lambda step: manager.restore(step, args=ocp.args.StandardRestore()))
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+
+    def restore_step(step):
+        target = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device),
+                              manager.item_metadata(step))
+        return manager.restore(step, args=ocp.args.StandardRestore(target))
+
+    epoch, state = _restore_newest(manager, restore_step)
     return (epoch, state["params"], state.get("model_state") or {}) if epoch else (0, None, {})

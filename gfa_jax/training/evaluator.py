@@ -12,7 +12,7 @@ from gfa_jax import data
 from gfa_jax.defenses.gaie import gaie_alignment
 from gfa_jax.defenses.gfa import layer_gfa
 from gfa_jax.models.state import bind
-from gfa_jax.training import multiseed
+from gfa_jax.training import distributed, multiseed
 
 Array = jax.Array
 
@@ -68,7 +68,7 @@ def make_evaluator(model: nn.Module, batch_size: int, *, gaie: bool = False, see
             stats = stats_fn(params, model_state, data.to_model_range(jnp.asarray(images[batch])),
                              jnp.asarray(labels[batch]), jnp.asarray(weight[batch]))
             totals = stats if totals is None else jax.tree.map(jnp.add, totals, stats)
-        totals = jax.device_get(totals)
+        totals = distributed.fetch(totals)  # [S] per stat, gathered from every process
         count = totals["count"]
         result = {"accuracy": totals["correct"] / count, "mse": totals["mse"] / count}
         for name in model.layer_names:

@@ -18,8 +18,12 @@ SEED_AXIS = "seed"
 
 
 def seed_mesh(num_seeds: int, devices: Sequence[jax.Device] | None = None) -> Mesh:
-    """A 1-D mesh over as many devices as evenly divide the seeds (all of them when they divide)."""
-    devices = list(devices if devices is not None else jax.devices())
+    """A 1-D mesh over as many devices as evenly divide the seeds (all of them when they divide).
+
+    Default: this process's devices (in a multi-host run, training spreads the seeds over every
+    process with :func:`gfa_jax.training.distributed.member_mesh`; evaluation stays in process 0).
+    """
+    devices = list(devices if devices is not None else jax.local_devices())
     num_devices = math.gcd(num_seeds, len(devices))
     return Mesh(np.array(devices[:num_devices]), (SEED_AXIS,))
 

@@ -17,7 +17,7 @@ import numpy as np
 from gfa_jax import config as gfa_config
 from gfa_jax import augmentation, console, data, files
 from gfa_jax.defenses.compose import make_objective
-from gfa_jax.training import checkpoints, metrics, multiseed
+from gfa_jax.training import checkpoints, distributed, metrics, multiseed
 from gfa_jax.training import workdir as workdir_lib
 from gfa_jax.training.evaluator import make_evaluator
 from gfa_jax.training.optimizers import make_optimizer
@@ -67,19 +67,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, epoch
 
     model = make_model(config, dataset.num_classes)
     tx = make_optimizer(config, steps_per_epoch * config.num_epochs, steps_per_epoch)
-    mesh = multiseed.seed_mesh(len(seeds))
+    mesh = distributed.member_mesh(len(seeds))
     sample_x = data.to_model_range(jnp.asarray(dataset.train_images[:1]))
     objective = make_objective(config, model)
     init_keys = multiseed.seed_keys(seeds, purpose=0)
     states = jax.jit(jax.vmap(lambda k: create_train_state(k, model, tx, sample_x, objective)))(init_keys)
-    states = multiseed.shard_seeds(states, mesh)
+    states = distributed.put_members(states, mesh)
 
     manager = checkpoints.make_manager(run_dir.checkpoints, max_to_keep=config.checkpoint.max_to_keep)
     start_epoch, states = checkpoints.restore_latest(manager, states)
     records = metrics.load_records(run_dir.metrics, up_to_epoch=start_epoch)
 
-    images = jax.device_put(dataset.train_images, multiseed.replicated(mesh))
-    labels = jax.device_put(dataset.train_labels, multiseed.replicated(mesh))
+    images = distributed.put_replicated(dataset.train_images, mesh)
+    labels = distributed.put_replicated(dataset.train_labels, mesh)
     data_keys = multiseed.seed_keys(seeds, purpose=1)
     step_keys = multiseed.seed_keys(seeds, purpose=2)
     seed_chunk = multiseed.seeds_per_vmap(config.seeds_per_vmap, mesh, multiseed.unstack(states.params, 0))
@@ -89,24 +89,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, epoch
     train_eval_index = np.random.default_rng(0).permutation(num_train)[: config.eval.train_samples or num_train]
 
     progress = console.progress_bar(total=steps_per_epoch * config.num_epochs,
-                                    initial=steps_per_epoch * start_epoch, desc=config.name)
-    if start_epoch:
+                                    initial=steps_per_epoch * start_epoch, desc=config.name,
+                                    disable=not distributed.is_writer())
+    if start_epoch and distributed.is_writer():
         progress.write(f"Resuming {config.name} from the checkpoint of epoch {start_epoch} in {run_dir.checkpoints}")
     try:
         for epoch in range(start_epoch + 1, config.num_epochs + 1):
             started = time.perf_counter()
-            orders = multiseed.shard_seeds(epoch_orders(data_keys, epoch, num_train), mesh)
-            keys = multiseed.shard_seeds(epoch_keys(step_keys, epoch), mesh)
+            orders = distributed.put_members(epoch_orders(data_keys, epoch, num_train), mesh)
+            keys = distributed.put_members(epoch_keys(step_keys, epoch), mesh)
             step_metrics = []
             for i in range(steps_per_epoch):
                 states, batch_metrics = step_fn(states, images, labels, orders, keys, i)
                 step_metrics.append(batch_metrics)
                 progress.update(1)
                 if (i + 1) % config.log_every_steps == 0 or i + 1 == steps_per_epoch:
-                    latest = jax.device_get(batch_metrics)
+                    latest = distributed.fetch(batch_metrics)
                     _check_finite(latest, seeds, epoch, i)
                     progress.set_postfix(loss=f"{float(np.mean(latest['loss'])):.4f}")
-            train_metrics = jax.device_get(jax.tree.map(lambda *m: jnp.mean(jnp.stack(m), 0), *step_metrics))
+            train_metrics = distributed.fetch(jax.tree.map(lambda *m: jnp.mean(jnp.stack(m), 0), *step_metrics))
             train_seconds = time.perf_counter() - started
 
             evaluations = {"test": evaluate(states.params, states.model_state, dataset.test_images, dataset.test_labels)}
@@ -115,9 +116,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, epoch
                                                 dataset.train_labels[train_eval_index])
             records += metrics.epoch_records(epoch, seeds, train_metrics, evaluations, train_seconds)
             # Metrics before the checkpoint: a run killed in between redoes the epoch and drops its lines.
-            metrics.write_records(run_dir.metrics, records)
+            if distributed.is_writer():
+                metrics.write_records(run_dir.metrics, records)
             checkpoints.save(manager, epoch, states)
-            progress.write(metrics.epoch_line(epoch, evaluations))
+            if distributed.is_writer():
+                progress.write(metrics.epoch_line(epoch, evaluations))
             if epoch_callback is not None:
                 epoch_callback(epoch, states)
     finally:  # a run stopped by an error or Ctrl-C still finishes writing its last checkpoint
@@ -125,5 +128,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, epoch
         manager.wait_until_finished()
 
     summary = metrics.summarize(records, config, seeds, model.layer_names, dataset)
-    files.write_json(run_dir.summary, summary)
+    if distributed.is_writer():
+        files.write_json(run_dir.summary, summary)
     return summary
