@@ -198,3 +198,28 @@ def test_multi_task_job_sees_its_tasks(slurm_cluster, tmp_path):
     print(f"tasks: {tasks}")
     assert sorted(t["rank"] for t in tasks) == [0, 1] and {t["num_tasks"] for t in tasks} == {2}
     assert {t["job_id"] for t in tasks} == {str(submitted.job_id)}
+
+
+def test_two_task_job_trains_one_run_as_two_jax_processes(slurm_cluster, tiny_fashion_mnist, tmp_path):
+    overrides = tiny(tiny_fashion_mnist, num_epochs=1, batch_size=32, seeds=(0, 1), **{"robustness.enabled": False})
+    sweep = write_sweep(tmp_path / "two_tasks.py", [{"config": "fmnist_mlp_standard.py", "overrides": overrides}])
+    sweep_dir = tmp_path / "two_tasks"
+    args = (sweep, "--executor=slurm", f"--sweep_dir={sweep_dir}", "--job_env=JAX_PLATFORMS=cpu", "--slurm.ntasks=2",
+            "--job_env=XLA_FLAGS=--xla_force_host_platform_device_count=2", "--slurm.time=20")
+    launch(*args)
+    workdir, submission = single_run(sweep_dir)
+    print_sbatch(sweep_dir, submission["job_id"])
+    squeue()
+    assert "1 runs: 1 done, 0 running, 0 pending, 0 failed" in launch(*args, "--wait")
+    logs = sorted((sweep_dir / "submitit").glob(f"{submission['job_id']}_*_log.err"))
+    print("\n".join(f"{log.name}: {line}" for log in logs for line in log.read_text().splitlines()
+                    if "JAX distributed:" in line))
+    assert len(logs) == 2
+    for rank, log in enumerate(logs):  # one JAX program over both tasks, two CPU devices each
+        assert f"JAX distributed: process {rank} of 2, 2 local of 4 devices" in log.read_text()
+    # Orbax wrote the checkpoint from both processes; process 0 alone wrote the metrics, once.
+    assert {p.name for p in (workdir / "checkpoints" / "1").rglob("ocdbt.process_*")} == {"ocdbt.process_0",
+                                                                                        "ocdbt.process_1"}
+    keys = [(r["epoch"], r["seed"], r["split"]) for r in map(json.loads, (workdir / "metrics.jsonl").read_text().splitlines())]
+    assert len(keys) == len(set(keys)) == 2 * 3 and {seed for _, seed, _ in keys} == {0, 1}
+    assert json.loads((workdir / "summary.json").read_text())["seeds"] == [0, 1]
