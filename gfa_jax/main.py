@@ -1,7 +1,8 @@
 """Command line: ``python -m gfa_jax.main --config configs/<name>.py [--workdir DIR] [--config.a.b=v]``.
 
-Trains every seed of the config, evaluating and checkpointing each epoch, then attacks the result
-(``config.robustness``; report in ``<workdir>/robustness/``). Started again with the same command it
+Trains every seed of the config (under every setting of ``config.sweep.axes``, the in-program sweep),
+evaluating and checkpointing each epoch, then attacks the result (``config.robustness``; report in
+``<workdir>/robustness/``) and, for a sweep, draws a figure per swept axis (``<workdir>/figures/``). Started again with the same command it
 resumes from the last checkpoint in the workdir, and the evaluation from its last finished attack.
 Paths may be relative (to the current directory) or absolute; the config file's own imports do not
 depend on the current directory.
@@ -16,7 +17,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from gfa_jax import console
-from gfa_jax.evaluation import robustness
+from gfa_jax.evaluation import robustness, sweep_figures
 from gfa_jax.training import metrics, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/<name>.py).", lock_config=True)
@@ -42,10 +43,13 @@ def main(argv) -> None:
     summary = train.train_and_evaluate(config, workdir)
     print(metrics.summary_line(summary))
     print(f"Summary, metrics and checkpoints: {workdir}")
+    rows = []
     if config.robustness.enabled:
         outdir = workdir / "robustness"
-        robustness.evaluate_runs([workdir], outdir, config.robustness)
+        rows = robustness.evaluate_runs([workdir], outdir, config.robustness)
         print((outdir / "table.md").read_text())
+    for path in sweep_figures.write_sweep_figures(summary, workdir / "figures", rows, config.robustness):
+        print(f"Sweep figure: {path}")
 
 
 def run() -> None:

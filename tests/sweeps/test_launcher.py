@@ -196,7 +196,7 @@ def test_status_and_collect_on_synthetic_workdirs(tiny_sweep):
     robustness_csv = paths["robustness.csv"].read_text().splitlines()
     assert len(robustness_csv) == 1 + 2 + 4  # run 0: one seed x 2 eps; run 2: two seeds x 2 eps
     md = paths["robustness.md"].read_text()
-    assert f"| {sweep.runs[2].name} | fgsm | 0.1 | 2 | 0.3750 ± 0.1768 |" in md
+    assert f"| {sweep.runs[2].name} | first | fgsm | 0.1 | 2 | 0.3750 ± 0.1768 |" in md
 
 
 def test_slurm_time_limits():
