@@ -80,8 +80,8 @@ def jax_case(model_name: str, strategy: str, num_seeds: int, batch: int, steps: 
     states = jax.vmap(lambda k: train_state.create_train_state(k, model, tx, sample_x, objective))(multiseed.seed_keys(seeds, 0))
     orders = train_step.epoch_orders(multiseed.seed_keys(seeds, 1), 0, num_examples)
     keys = train_step.epoch_keys(multiseed.seed_keys(seeds, 2), 0)
-    step = train_step.make_multiseed_step(objective, tx, batch, seed_chunk)
-    result = time_jitted(step, (states, images, labels, orders, keys, jnp.int32(1)), steps=steps, carry_first=True)
+    step = train_step.make_multiseed_step(train_step.fixed_recipe(objective, tx), batch, seed_chunk)
+    result = time_jitted(step, (states, {}, images, labels, orders, keys, jnp.int32(1)), steps=steps, carry_first=True)
     mode = "vmap" if seed_chunk is None else f"{seed_chunk} per vmap"
     return {"impl": "jax", "model": config.model.name, "strategy": strategy, "task_loss": task_loss, "seeds": num_seeds,
             "seed_mode": mode, "batch": batch, "conv_as_matmul": conv_as_matmul, **result}

@@ -14,7 +14,7 @@ import math
 import ml_collections
 from ml_collections.config_dict import placeholder
 
-from gfa_jax import attacks, augmentation, data
+from gfa_jax import attacks, augmentation, data, hyperparameters
 from gfa_jax.losses import TASK_LOSSES
 from gfa_jax.models import MODELS, get_model
 
@@ -56,6 +56,10 @@ def base_config() -> ml_collections.ConfigDict:
     config.gfa = ml_collections.ConfigDict()
     config.gfa.alpha = 1.0
     config.gfa.beta = (0.0, 0.0, 0.0)
+    config.gfa.beta_scale = 1.0  # multiplies every beta (what a sweep of the GFA weight scales)
+    # Linear warm-up of the GFA weights: step t (from 0) trains with min(1, (t + 1) / warmup_steps)
+    # times them; 0: full weight from the first step.
+    config.gfa.warmup_steps = 0
 
     # Baselines of DeepDefense's Table 1-2 (issue: ADV, GAIE, DENOISE). ADV: train on a mix of clean
     # and adversarial inputs (gfa_jax.defenses.adversarial_training); GAIE: reward the cosine between the
@@ -99,6 +103,12 @@ def base_config() -> ml_collections.ConfigDict:
     config.eval.batch_size = 1000
     config.eval.train_samples = 10000  # train-set GFA on this many samples (0: all)
     config.eval.train_gfa_every_epochs = 1
+
+    # Hyperparameters swept inside the one compiled program (gfa_jax.hyperparameters): a JSON object
+    # of dotted key -> values, e.g. '{"gfa.beta_scale": [0.01, 0.1]}'; every seed trains under every
+    # combination. '': no in-program sweep.
+    config.sweep = ml_collections.ConfigDict()
+    config.sweep.axes = ""
 
     config.checkpoint = ml_collections.ConfigDict()
     config.checkpoint.max_to_keep = 2
@@ -269,6 +279,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
                     f"gfa.beta has {len(config.gfa.beta)} entries but {config.model.name} has "
                     f"{len(names)} layers {names}; give one weight per layer."
                 )
+            problems += hyperparameters.axes_problems(config, len(names))
         if config.data.augmentation not in augmentation.AUGMENTATIONS:
             problems.append(f"data.augmentation {config.data.augmentation!r} is not one of "
                             f"{sorted(augmentation.AUGMENTATIONS)}.")
@@ -288,6 +299,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if config.adversarial.enabled and config.adversarial.attack not in attacks.REGISTRY:
             problems.append(f"adversarial.attack {config.adversarial.attack!r} is not a registered attack; "
                             f"choose one of {sorted(attacks.REGISTRY)}.")
+        problems += _eps_problems("gfa.beta_scale", config.gfa.beta_scale)
+        if config.gfa.warmup_steps < 0:
+            problems.append(f"gfa.warmup_steps must be >= 0, got {config.gfa.warmup_steps}.")
         for key in ("batch_size", "num_epochs", "log_every_steps"):
             if config[key] < 1:
                 problems.append(f"{key} must be >= 1, got {config[key]}.")

@@ -1,15 +1,16 @@
 """Command line: ``python -m gfa_jax.main --config configs/<name>.py [--workdir DIR] [--config.a.b=v]``.
 
-Trains every seed of the config, evaluating and checkpointing each epoch, then attacks the result
-(``config.robustness``; report in ``<workdir>/robustness/``). Started again with the same command it
+Trains every seed of the config (under every setting of ``config.sweep.axes``, the in-program sweep),
+evaluating and checkpointing each epoch, then attacks the result (``config.robustness``; report in
+``<workdir>/robustness/``) and, for a sweep, draws a figure per swept axis (``<workdir>/figures/``). Started again with the same command it
 resumes from the last checkpoint in the workdir, and the evaluation from its last finished attack.
 Paths may be relative (to the current directory) or absolute; the config file's own imports do not
 depend on the current directory.
 
 Started as several processes (a SLURM step of several tasks, or ``JAX_COORDINATOR_ADDRESS``,
 ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``; :mod:`gfa_jax.training.distributed`), every process
-trains its share of the seeds and process 0 alone prints and writes. The robustness report is
-process 0's alone, on its own devices; the other processes wait for it to finish, then exit.
+trains its share of the members and process 0 alone prints and writes. The robustness report and
+the sweep figures are process 0's alone, on its own devices; the others wait for them, then exit.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from gfa_jax import console
-from gfa_jax.evaluation import robustness
+from gfa_jax.evaluation import robustness, sweep_figures
 from gfa_jax.training import distributed, metrics, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/<name>.py).", lock_config=True)
@@ -49,14 +50,18 @@ def main(argv) -> None:
     if distributed.is_writer():
         print(metrics.summary_line(summary))
         print(f"Summary, metrics and checkpoints: {workdir}")
+    distributed.on_writer(report, workdir, config, summary)
+
+
+def report(workdir: pathlib.Path, config, summary: dict) -> None:
+    """The robustness report (``config.robustness``) and the figures of an in-program sweep."""
+    rows = []
     if config.robustness.enabled:
-        distributed.on_writer(report_robustness, workdir, config)
-
-
-def report_robustness(workdir: pathlib.Path, config) -> None:
-    outdir = workdir / "robustness"
-    robustness.evaluate_runs([workdir], outdir, config.robustness)
-    print((outdir / "table.md").read_text())
+        outdir = workdir / "robustness"
+        rows = robustness.evaluate_runs([workdir], outdir, config.robustness)
+        print((outdir / "table.md").read_text())
+    for path in sweep_figures.write_sweep_figures(summary, workdir / "figures", rows, config.robustness):
+        print(f"Sweep figure: {path}")
 
 
 def run() -> None:

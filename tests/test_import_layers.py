@@ -5,7 +5,7 @@ Layers, lowest first (a module may import its own layer and the ones below):
 
     0  foundation     gfa_jax (package), losses, data, files, console, augmentation
     1  building blocks models, attacks
-    2  configuration  config, paper_configs
+    2  configuration  config, paper_configs, hyperparameters
     3  defenses       defenses (and gfa, the GFA term's stable import path)
     4  training       training
     5  evaluation     evaluation, audit
@@ -29,7 +29,7 @@ PACKAGE_ROOT = pathlib.Path(gfa_jax.__file__).parent
 LAYERS = (
     ("gfa_jax", "gfa_jax.losses", "gfa_jax.data", "gfa_jax.files", "gfa_jax.console", "gfa_jax.augmentation"),
     ("gfa_jax.models", "gfa_jax.attacks"),
-    ("gfa_jax.config", "gfa_jax.paper_configs"),
+    ("gfa_jax.config", "gfa_jax.paper_configs", "gfa_jax.hyperparameters"),
     ("gfa_jax.defenses", "gfa_jax.gfa"),
     ("gfa_jax.training",),
     ("gfa_jax.evaluation",),

@@ -53,6 +53,20 @@ def cosine_similarity(a: Array, b: Array) -> Array:
     return jnp.where(nonzero, dot * inverse_norms, 0.0)
 
 
+def _is_static_zero(weight) -> bool:
+    return isinstance(weight, (int, float)) and weight == 0
+
+
+def warmup_factor(step, warmup_steps):
+    """The GFA weights' share at optimizer step ``step`` (from 0): ``min(1, (step + 1) / warmup_steps)``.
+
+    1 (a Python float: nothing traced) when ``warmup_steps`` is a Python 0 or ``step`` is None.
+    """
+    if step is None or _is_static_zero(warmup_steps):
+        return 1.0
+    return jnp.clip((step + 1) / jnp.maximum(warmup_steps, 1), 0.0, 1.0)
+
+
 def layer_inputs_and_gradients(
     model: nn.Module, params, x: Array, labels: Array, layer_names: Sequence[str], task_loss: str = "mse"
 ) -> tuple[Array, Array, dict[str, Array], dict[str, Array]]:
@@ -117,8 +131,9 @@ def gfa_loss(
       model: a model whose layers capture their inputs (``layer_names`` in forward order).
       layer_names: the model's layers, matched one-to-one with ``beta``.
       alpha: weight of the task loss.
-      beta: per-layer GFA weights (static Python floats); layers with beta 0 cost nothing, and with
-        all of them 0 this is plain task-loss training with a single backward pass.
+      beta: per-layer GFA weights, floats or traced scalars (an in-program sweep's); layers whose
+        weight is a Python 0 cost nothing, and with all of them 0 this is plain task-loss training
+        with a single backward pass.
       task_loss: 'mse' (the paper's) or 'ce' (:mod:`gfa_jax.losses`); GFA's dL/dh is of this loss.
 
     Returns:
@@ -129,7 +144,7 @@ def gfa_loss(
         raise ValueError(
             f"beta has {len(beta)} entries but the model has {len(layer_names)} layers {tuple(layer_names)}."
         )
-    regularised = [name for name, b in zip(layer_names, beta) if b != 0.0]
+    regularised = [name for name, b in zip(layer_names, beta) if not _is_static_zero(b)]
     if regularised:
         per_sample, logits, gfa = layer_gfa(model, params, x, labels, regularised, task_loss)
     else:

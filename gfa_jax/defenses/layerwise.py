@@ -68,8 +68,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from gfa_jax import hyperparameters
 from gfa_jax.defenses import adversarial_training
 from gfa_jax.defenses.objective import Objective
+from gfa_jax.hyperparameters import Hyper
 from gfa_jax.models.state import bind
 
 Array = jax.Array
@@ -227,12 +229,16 @@ def value_with_gradient(value: Array, params, grads) -> Array:
     return sg(value) + tangent
 
 
-def make_layerwise_objective(config: ml_collections.ConfigDict, model: nn.Module, objective: Objective) -> Objective:
+def make_layerwise_objective(config: ml_collections.ConfigDict, model: nn.Module, objective: Objective,
+                             hyper: Hyper | None = None) -> Objective:
     """``objective`` evaluated with layer-wise adversarial perturbations (Algorithm 1).
 
     The carry is ``{"output_grads": {layer: dL/dy of the previous batch}, "base": objective's}``.
+    ``hyper``: a member's swept values (``layerwise.eps``, ``adversarial.eps``), see
+    :mod:`gfa_jax.hyperparameters`.
     """
     settings = config.layerwise
+    layer_eps = hyperparameters.value(config, hyper, "layerwise.eps")
     selection = tuple(settings.layers)
     if settings.form not in FORMS:
         raise ValueError(f"Unknown layerwise.form {settings.form!r}; choose one of {FORMS}.")
@@ -249,9 +255,10 @@ def make_layerwise_objective(config: ml_collections.ConfigDict, model: nn.Module
 
     def loss(params, model_state, x, y, key, carry):
         base_key, eps_key, attack_key = jax.random.split(key, 3)
-        eps = sample_eps(eps_key, settings.eps, settings.eps_mode)
+        eps = sample_eps(eps_key, layer_eps, settings.eps_mode)
         if settings.input_adversarial:
             attack = {k: v for k, v in config.adversarial.items() if k not in ("enabled", "model_mode")}
+            attack["eps"] = hyperparameters.value(config, hyper, "adversarial.eps")
             attack_model = bind(model, model_state, train=config.adversarial.model_mode == "train")
             x, y = adversarial_training.adversarial_inputs(params, x, y, attack_key, model=attack_model,
                                                            loss=config.task_loss, **attack)

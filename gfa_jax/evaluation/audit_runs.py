@@ -27,7 +27,7 @@ from jax.tree_util import Partial
 from gfa_jax import config as gfa_config
 from gfa_jax import data, files, losses
 from gfa_jax.evaluation.audit import BUDGETS, AuditReport, audit, explain, unbounded_eps
-from gfa_jax.evaluation.runs import TrainedRun, load_run, select_samples
+from gfa_jax.evaluation.runs import TrainedRun, load_run, load_runs, select_samples
 from gfa_jax.models.state import inference_apply
 from gfa_jax.training import multiseed
 
@@ -133,7 +133,7 @@ def audit_runs(workdirs: Sequence[str], outdir: str, *, surrogate: str | None = 
     dataset = data.load_dataset(first.data.name, source=first.data.source, data_dir=first.data.data_dir,
                                 test_size=first.data.test_size, train_size=1, download=first.data.download)
     input_shape = dataset.test_images.shape[1:]
-    runs = [load_run(p, dataset.num_classes, input_shape) for p in paths]
+    runs = [run for p in paths for run in load_runs(p, dataset.num_classes, input_shape)]
     reference = load_run(surrogate_path, dataset.num_classes, input_shape) if surrogate_path else None
     indices = select_samples(runs + ([reference] if reference else []), dataset.test_images, dataset.test_labels,
                              protocol="common_correct", num_samples=num_samples,

@@ -18,15 +18,7 @@ import numpy as np
 from gfa_jax import attacks, data
 from gfa_jax.training import multiseed
 from gfa_jax.defenses.gfa import mse_onehot
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from gfa_jax.evaluation.plotting import pyplot, save_figure
 
 
 def _logits_fn(run):
@@ -40,18 +32,9 @@ def _show(ax, image: np.ndarray) -> None:
     ax.set_yticks([])
 
 
-def _save(fig, path: pathlib.Path) -> None:
-    plt = _pyplot()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-
-
 def adversarial_examples(runs: Sequence, x: jax.Array, y: jax.Array, path: pathlib.Path, *, count: int = 4) -> None:
     """A row per strategy: for ``count`` inputs, the DeepFool adversarial and its noise (rescaled)."""
-    plt = _pyplot()
+    plt = pyplot()
     x, y = x[:count], y[:count]
     fig, axes = plt.subplots(len(runs), 2 * count, figsize=(2 * count * 1.3, len(runs) * 1.5), squeeze=False)
     for row, run in enumerate(runs):
@@ -66,13 +49,13 @@ def adversarial_examples(runs: Sequence, x: jax.Array, y: jax.Array, path: pathl
         axes[row, 0].set_ylabel(run.label, fontsize=8)
     fig.suptitle("DeepFool adversarials (left) and their noise, rescaled (right)", fontsize=9)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def loss_landscape(runs: Sequence, x: jax.Array, y: jax.Array, path: pathlib.Path, *, eps: float,
                    resolution: int = 21) -> None:
     """Mean MSE of each model over ``x + a*d1 + b*d2``, ``a, b`` in ``[-1, 1]``, as contour plots."""
-    plt = _pyplot()
+    plt = pyplot()
     apgd = attacks.get_attack("apgd").fn
     directions = [apgd(_logits_fn(run), x, y, jax.random.key(1), eps=eps, bounds=data.MODEL_INPUT_BOUNDS) - x for run in (runs[0], runs[-1])]
     grid = jnp.linspace(-1.0, 1.0, resolution)
@@ -90,12 +73,12 @@ def loss_landscape(runs: Sequence, x: jax.Array, y: jax.Array, path: pathlib.Pat
         ax.set_xlabel(f"APGD direction vs {runs[0].label}")
         ax.set_ylabel(f"APGD direction vs {runs[-1].label}")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def feature_maps(runs: Sequence, x: jax.Array, path: pathlib.Path, *, channels: int = 6) -> bool:
     """The first convolution's activations for one input, per strategy; False for models without one."""
-    plt = _pyplot()
+    plt = pyplot()
     first_layers = [run.model.layer_names[0] for run in runs]
     if not all(name.startswith("conv") for name in first_layers):
         return False
@@ -115,7 +98,7 @@ def feature_maps(runs: Sequence, x: jax.Array, path: pathlib.Path, *, channels: 
             axes[row, c + 1].set_yticks([])
     fig.suptitle(f"{first_layers[0]} feature maps (first {channels} channels)", fontsize=9)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     return True
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from gfa_jax.evaluation.paper_results.deepdefense import PAPER_GAIE, PAPER_GFA
+from gfa_jax.training import metrics
 
 def _cell(mean: float, std: float, digits: int = 4) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
@@ -22,20 +23,30 @@ def gfa_table(summaries: Sequence[dict]) -> str:
     for summary in summaries:
         if summary["layers"] != layers:
             raise ValueError("All runs in one table must use the same model (same layers).")
-        accuracy = summary.get("test_accuracy")
-        accuracy_cell = _cell(100 * accuracy["mean"], 100 * accuracy["std"], 2) if accuracy else "-"
         paper = PAPER_GFA.get((summary["model"], summary["strategy"]), {})
-        for split in ("train", "test"):
-            if f"{split}_gfa" not in summary:
-                continue
-            gfa = summary[f"{split}_gfa"]
-            cells = [_cell(gfa[n]["mean"], gfa[n]["std"]) for n in layers]
-            lines.append("| " + " | ".join([summary["strategy"], split, str(summary["epochs"]),
-                                             str(len(summary["seeds"])), accuracy_cell] + cells) + " |")
-            if split in paper:
-                paper_cells = [_cell(m, s) for m, s in paper[split]]
-                lines.append("| " + " | ".join([f"{summary['strategy']} (paper)", split, "", "", ""] + paper_cells) + " |")
+        settings = metrics.setting_summaries(summary)
+        for index, (setting, statistics) in enumerate(settings):
+            label = f"{summary['strategy']} [{setting}]" if setting else summary["strategy"]
+            lines += _rows(label, summary, statistics, layers, paper if index == len(settings) - 1 else {})
     return "\n".join(lines + _gaie_notes(summaries))
+
+
+def _rows(label: str, summary: dict, statistics: dict, layers, paper: dict) -> list[str]:
+    """A row per split of one run (one setting of an in-program sweep), then the paper's row."""
+    lines = []
+    accuracy = statistics.get("test_accuracy")
+    accuracy_cell = _cell(100 * accuracy["mean"], 100 * accuracy["std"], 2) if accuracy else "-"
+    for split in ("train", "test"):
+        if f"{split}_gfa" not in statistics:
+            continue
+        gfa = statistics[f"{split}_gfa"]
+        cells = [_cell(gfa[n]["mean"], gfa[n]["std"]) for n in layers]
+        lines.append("| " + " | ".join([label, split, str(summary["epochs"]), str(len(summary["seeds"])),
+                                         accuracy_cell] + cells) + " |")
+        if split in paper:
+            paper_cells = [_cell(m, s) for m, s in paper[split]]
+            lines.append("| " + " | ".join([f"{summary['strategy']} (paper)", split, "", "", ""] + paper_cells) + " |")
+    return lines
 
 
 def _gaie_notes(summaries: Sequence[dict]) -> list[str]:

@@ -25,6 +25,7 @@ import numpy as np
 
 from gfa_jax import files
 from gfa_jax.evaluation.audit import NOT_CONVERGED_GAP, AuditReport
+from gfa_jax.evaluation.plotting import pyplot, save_figure
 from gfa_jax.training import metrics
 
 Audits = Mapping[str, Mapping[int, AuditReport]]  # run label -> seed -> audit report
@@ -221,10 +222,7 @@ def write_csv(rows: Sequence[dict], path: pathlib.Path) -> None:
 
 
 def plot_accuracy_vs_eps(rows: Sequence[dict], run_labels: Sequence[str], path: pathlib.Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     bounded = [r for r in rows if r["eps"] is not None]
     attacks = list(dict.fromkeys(r["attack"] for r in bounded))
@@ -251,14 +249,11 @@ def plot_accuracy_vs_eps(rows: Sequence[dict], run_labels: Sequence[str], path: 
         ax.axis("off")
     axes.flat[0].legend()
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path, dpi=120)
 
 
 def plot_minimum_norm_intensity(rows: Sequence[dict], run_labels: Sequence[str], path: pathlib.Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     minimum_norm = [r for r in rows if r["eps"] is None]
     attacks = list(dict.fromkeys(r["attack"] for r in minimum_norm))
@@ -274,17 +269,7 @@ def plot_minimum_norm_intensity(rows: Sequence[dict], run_labels: Sequence[str],
     ax.set_ylabel("perturbation MSE (successful)")
     ax.legend()
     fig.tight_layout()
-    _save(fig, path)
-
-
-def _save(fig, path: pathlib.Path) -> None:
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=120)
 
 
 def write_report(rows: Sequence[dict], outdir: pathlib.Path, robustness, run_labels: Sequence[str],

@@ -31,7 +31,7 @@ from gfa_jax import config as gfa_config
 from gfa_jax.evaluation import audit_runs, figures
 from gfa_jax.evaluation import report as robustness_report
 from gfa_jax.evaluation.runs import (  # noqa: F401  (re-exported)
-    SAMPLE_SELECTION, TrainedRun, load_run, predict, select_samples)
+    SAMPLE_SELECTION, TrainedRun, load_run, load_runs, predict, select_samples)
 from gfa_jax.evaluation.paper_results import layerwise as layerwise_paper_results
 from gfa_jax.training import multiseed
 from gfa_jax.models.state import inference_logits_fn
@@ -114,7 +114,8 @@ def evaluate_attack(run: TrainedRun, spec: attacks.AttackSpec, images, labels, k
     rows = []
     for i, seed in enumerate(run.seeds):
         base = {"run": run.label, "workdir": str(run.workdir), "seed": seed, "attack": spec.name,
-                "norm": spec.norm, "kind": spec.kind, "num_samples": n}
+                "norm": spec.norm, "kind": spec.kind, "num_samples": n,
+                **{f"hyper/{key}": value for key, value in run.setting.items()}}
         if bounded:
             for j, eps in enumerate(np.asarray(eps_grid)):
                 stats = {k: float(v[i, j]) for k, v in totals.items()}
@@ -200,7 +201,7 @@ def evaluate_runs(workdirs: Sequence[str], outdir: str, robustness: ml_collectio
         test_size=first_config.data.test_size, train_size=1, download=first_config.data.download,
     )
     input_shape = dataset.test_images.shape[1:]
-    runs = [load_run(w, dataset.num_classes, input_shape) for w in workdirs]
+    runs = [run for w in workdirs for run in load_runs(w, dataset.num_classes, input_shape)]
     labels_seen = [run.label for run in runs]
     if len(set(labels_seen)) != len(labels_seen):
         raise ValueError(f"Runs must have distinct strategies to sit side by side; got {labels_seen}.")
@@ -215,9 +216,10 @@ def evaluate_runs(workdirs: Sequence[str], outdir: str, robustness: ml_collectio
     results_path = out / "results.jsonl"
     check_settings(out, robustness, [str(run.workdir) for run in runs])
     all_rows = load_results(results_path)  # may hold runs left out this time: kept in the file
-    done = {(r["workdir"], r["attack"]) for r in all_rows}
+    # A run is its workdir and label: the settings of an in-program sweep share one workdir.
+    done = {(r["workdir"], r["run"], r["attack"]) for r in all_rows}
     specs = [attacks.get_attack(name) for name in attacks.parse_attack_names(robustness.attacks)]
-    todo = [(run, spec) for run in runs for spec in specs if (str(run.workdir), spec.name) not in done]
+    todo = [(run, spec) for run in runs for spec in specs if (str(run.workdir), run.label, spec.name) not in done]
     progress = console.progress_bar(total=len(todo) * len(labels), initial=0, desc="robustness", unit="sample")
     key = jax.random.key(robustness.seed)
     for run, spec in todo:

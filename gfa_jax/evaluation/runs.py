@@ -1,6 +1,7 @@
 """Trained runs loaded from their workdirs, and the test samples a comparison of runs attacks.
 
-A :class:`TrainedRun` holds the stacked parameters of every seed of one training run;
+A :class:`TrainedRun` holds the stacked parameters of every seed of one training run (of one
+setting, for a run that swept hyperparameters in-program: :func:`load_runs` gives one per setting);
 :func:`select_samples` picks the paper's common-correct samples (DeepDefense, Section 4.1).
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from gfa_jax import console, data
+from gfa_jax import console, data, hyperparameters
 from gfa_jax import config as gfa_config
 from gfa_jax.models.state import inference_logits_fn
 from gfa_jax.training import checkpoints, multiseed
@@ -30,7 +31,8 @@ SAMPLE_SELECTION = "a fixed-seed random subset (seed 0) of the eligible samples"
 
 @dataclasses.dataclass
 class TrainedRun:
-    """A finished training run loaded from its workdir: stacked parameters of every seed."""
+    """A finished training run loaded from its workdir: stacked parameters of every seed (of one
+    ``setting`` of its in-program sweep; ``{}`` for a run without one)."""
 
     workdir: pathlib.Path
     config: ml_collections.ConfigDict
@@ -38,6 +40,7 @@ class TrainedRun:
     params: Any
     model_state: Any
     seeds: tuple[int, ...]
+    setting: dict = dataclasses.field(default_factory=dict)
 
     def logits_fn(self, seed_index: int = 0):
         """``x -> logits`` of one seed's model in inference mode (batch norm by its running averages)."""
@@ -45,11 +48,41 @@ class TrainedRun:
                                    multiseed.unstack(self.model_state, seed_index))
 
     @property
+    def setting_name(self) -> str:
+        return hyperparameters.setting_name(self.setting)
+
+    @property
     def label(self) -> str:
-        return self.config.strategy if self.config.strategy else self.config.name
+        name = self.config.strategy if self.config.strategy else self.config.name
+        return f"{name} [{self.setting_name}]" if self.setting else name
+
+
+def load_runs(workdir: str | pathlib.Path, num_classes: int, input_shape: Sequence[int]) -> list[TrainedRun]:
+    """The runs of ``workdir``: one per setting of its in-program sweep (one without a sweep)."""
+    whole = _load_members(workdir, num_classes, input_shape)
+    axes = hyperparameters.parse_axes(whole.config.sweep.axes)
+    if not axes:
+        return [whole]
+    num_seeds = len(whole.config.seeds)
+    runs = []
+    for index, setting in enumerate(hyperparameters.settings(axes)):
+        members = slice(index * num_seeds, (index + 1) * num_seeds)
+        params, model_state = jax.tree.map(lambda leaf: leaf[members], (whole.params, whole.model_state))
+        runs.append(dataclasses.replace(whole, params=params, model_state=model_state,
+                                        seeds=tuple(int(s) for s in whole.config.seeds), setting=setting))
+    return runs
 
 
 def load_run(workdir: str | pathlib.Path, num_classes: int, input_shape: Sequence[int]) -> TrainedRun:
+    """The run of ``workdir``, which must not sweep hyperparameters in-program (else :func:`load_runs`)."""
+    runs = load_runs(workdir, num_classes, input_shape)
+    if len(runs) > 1:
+        raise ValueError(f"{workdir} trained {len(runs)} settings of an in-program sweep "
+                         f"({', '.join(run.setting_name for run in runs)}): load them with load_runs.")
+    return runs[0]
+
+
+def _load_members(workdir: str | pathlib.Path, num_classes: int, input_shape: Sequence[int]) -> TrainedRun:
     """Restore the newest checkpoint of ``workdir`` (written by :func:`gfa_jax.training.train.train_and_evaluate`)."""
     workdir = pathlib.Path(workdir).expanduser().resolve()
     config_path = workdir / "config.json"
@@ -67,7 +100,8 @@ def load_run(workdir: str | pathlib.Path, num_classes: int, input_shape: Sequenc
     if shapes != jax.tree.map(lambda leaf: leaf.shape, expected):
         raise ValueError(f"{workdir}'s checkpoint does not fit {config.model.name} on inputs {tuple(input_shape)} "
                          f"with {num_classes} classes: was it trained on another dataset?")
-    return TrainedRun(workdir, config, model, params, model_state, seeds)
+    members = hyperparameters.members(seeds, hyperparameters.parse_axes(config.sweep.axes))
+    return TrainedRun(workdir, config, model, params, model_state, members.seeds)
 
 
 def predict(run: TrainedRun, images: np.ndarray, batch_size: int) -> np.ndarray:

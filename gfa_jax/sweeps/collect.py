@@ -3,8 +3,9 @@
 Writes, atomically, under ``<sweep_dir>/collect/``: ``summary.csv`` (a row per run: the run's
 config, arg and overrides, then its summary flattened, ``test_accuracy.mean`` ...), ``summary.md``,
 ``robustness.csv`` (every robustness row of every run, with the run's name and overrides) and
-``robustness.md`` (per run, attack and eps: accuracy under attack, mean +/- std over seeds).
-Sweep figures are not drawn yet.
+``robustness.md`` (per run, attack and eps: accuracy under attack, mean +/- std over seeds). A run
+that swept hyperparameters in-program has a row per setting, and its figures (one per swept axis:
+accuracy, GFA, worst-case robust accuracy against the value) go to ``collect/figures/<run>/``.
 """
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from gfa_jax import files
+from gfa_jax.evaluation import sweep_figures
 from gfa_jax.sweeps import job, ledger
+from gfa_jax.training import metrics
 
 
 def flatten(tree: Mapping, prefix: str = "") -> dict:
@@ -66,7 +69,11 @@ def run_rows(manifest: Mapping) -> tuple[list[dict], list[dict]]:
             continue
         identity = {"run": run["name"], "config": run["config"], "arg": run["arg"] or "",
                     "overrides": json.dumps(run["overrides"], sort_keys=True)}
-        summaries.append({**identity, **flatten(json.loads(summary_path.read_text())), "workdir": str(workdir)})
+        summary = json.loads(summary_path.read_text())
+        shared = {k: v for k, v in summary.items() if k not in ("settings", "axes")}
+        for setting_name, statistics in metrics.setting_summaries(summary):
+            row = {**identity, "setting": setting_name, **flatten({**shared, **statistics}), "workdir": str(workdir)}
+            summaries.append(row)
         results = workdir / job.ROBUSTNESS_DIR / "results.jsonl"
         if results.exists():
             for line in results.read_text().splitlines():
@@ -81,18 +88,18 @@ def summary_markdown(summaries: Sequence[Mapping]) -> str:
     for s in summaries:
         test = f"{s['test_accuracy.mean']:.4f} ± {s['test_accuracy.std']:.4f}" if "test_accuracy.mean" in s else ""
         train = f"{s['train_accuracy.mean']:.4f} ± {s['train_accuracy.std']:.4f}" if "train_accuracy.mean" in s else ""
-        rows.append([s["run"], s.get("strategy", ""), s.get("epochs", ""), len(json.loads(s.get("seeds", "[]"))),
-                     test, train])
-    return markdown_table(["run", "strategy", "epochs", "seeds", "test accuracy", "train accuracy"], rows)
+        rows.append([s["run"], s.get("setting", ""), s.get("strategy", ""), s.get("epochs", ""),
+                     len(json.loads(s.get("seeds", "[]"))), test, train])
+    return markdown_table(["run", "setting", "strategy", "epochs", "seeds", "test accuracy", "train accuracy"], rows)
 
 
 def robustness_markdown(attacks: Sequence[Mapping]) -> str:
     groups = defaultdict(list)
     for row in attacks:
-        groups[(row["run"], row["attack"], row.get("eps"))].append(row["accuracy"])
-    rows = [[run, attack, "" if eps is None else f"{eps:g}", len(values), _mean_std(values)]
-            for (run, attack, eps), values in groups.items()]
-    return markdown_table(["run", "attack", "eps", "seeds", "accuracy under attack"], rows)
+        groups[(row["run"], row.get("label", ""), row["attack"], row.get("eps"))].append(row["accuracy"])
+    rows = [[run, label, attack, "" if eps is None else f"{eps:g}", len(values), _mean_std(values)]
+            for (run, label, attack, eps), values in groups.items()]
+    return markdown_table(["run", "model", "attack", "eps", "seeds", "accuracy under attack"], rows)
 
 
 def collect(sweep_dir: pathlib.Path) -> dict[str, pathlib.Path]:
@@ -106,4 +113,21 @@ def collect(sweep_dir: pathlib.Path) -> dict[str, pathlib.Path]:
     files.write_text_atomic(paths["summary.md"], title + summary_markdown(summaries) + "\n")
     files.write_text_atomic(paths["robustness.csv"], csv_text(attacks) if attacks else "")
     files.write_text_atomic(paths["robustness.md"], title + robustness_markdown(attacks) + "\n")
+    for run in manifest["runs"]:
+        for path in _run_sweep_figures(pathlib.Path(run["workdir"]), out / "figures" / run["name"]):
+            paths[f"figures/{run['name']}/{path.name}"] = path
     return paths
+
+
+def _run_sweep_figures(workdir: pathlib.Path, outdir: pathlib.Path) -> list[pathlib.Path]:
+    """The figures of a finished run's in-program sweep (none for a run without one)."""
+    summary_path = workdir / "summary.json"
+    if not summary_path.exists():
+        return []
+    summary = json.loads(summary_path.read_text())
+    if "axes" not in summary:
+        return []
+    results = workdir / job.ROBUSTNESS_DIR / "results.jsonl"
+    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()] if results.exists() else []
+    config = json.loads((workdir / "config.json").read_text())
+    return sweep_figures.write_sweep_figures(summary, outdir, rows, config.get("robustness"))

@@ -15,34 +15,35 @@ import ml_collections
 import numpy as np
 
 from gfa_jax import config as gfa_config
-from gfa_jax import augmentation, console, data, files
-from gfa_jax.defenses.compose import make_objective
+from gfa_jax import augmentation, console, data, files, hyperparameters
 from gfa_jax.training import checkpoints, distributed, metrics, multiseed
 from gfa_jax.training import workdir as workdir_lib
 from gfa_jax.training.evaluator import make_evaluator
-from gfa_jax.training.optimizers import make_optimizer
 from gfa_jax.training.train_state import create_train_state, make_model
-from gfa_jax.training.train_step import epoch_keys, epoch_orders, make_multiseed_step
+from gfa_jax.training.train_step import epoch_keys, epoch_orders, make_multiseed_step, make_recipe
 
 logger = logging.getLogger(__name__)
 
 
-def _check_finite(train_metrics: dict[str, np.ndarray], seeds, epoch: int, step: int) -> None:
+def _check_finite(train_metrics: dict[str, np.ndarray], members: hyperparameters.Members, epoch: int,
+                  step: int) -> None:
     loss = np.asarray(train_metrics["loss"])
-    bad = [seed for seed, value in zip(seeds, loss) if not np.isfinite(value)]
+    bad = [members.label(i) for i, value in enumerate(loss) if not np.isfinite(value)]
     if bad:
         raise FloatingPointError(
-            f"Loss is {loss.tolist()} (non-finite for seeds {bad}) at epoch {epoch}, step {step}. "
+            f"Loss is {loss.tolist()} (non-finite for {', '.join(bad)}) at epoch {epoch}, step {step}. "
             "Lower --config.optimizer.learning_rate or the GFA weights --config.gfa.beta, "
             "then start again in a new --workdir (the last good checkpoint is kept)."
         )
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, epoch_callback=None) -> dict:
-    """Train every seed of ``config`` and evaluate each epoch; resumes from ``workdir`` if it holds a run.
+    """Train every member of ``config`` and evaluate each epoch; resumes from ``workdir`` if it holds a run.
 
-    Writes ``config.json``, ``metrics.jsonl`` (a line per seed, epoch and split), ``summary.json``
-    (mean +/- std over seeds of the last epoch) and Orbax checkpoints under ``checkpoints/``.
+    The members are the seeds, under every setting of ``config.sweep.axes`` when it sweeps
+    hyperparameters in-program (:mod:`gfa_jax.hyperparameters`). Writes ``config.json``,
+    ``metrics.jsonl`` (a line per member, epoch and split), ``summary.json`` (mean +/- std over seeds
+    of the last epoch, per setting) and Orbax checkpoints under ``checkpoints/``.
 
     Args:
       epoch_callback: optional ``fn(epoch, states)`` called after each epoch's checkpoint is saved
@@ -59,20 +60,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, epoch
     )
     logger.info("Data: %s (%d train, %d test) from %s", dataset.name, len(dataset.train_labels),
                  len(dataset.test_labels), dataset.source)
-    seeds = tuple(int(s) for s in config.seeds)
+    axes = hyperparameters.parse_axes(config.sweep.axes)
+    members = hyperparameters.members(config.seeds, axes)
     num_train = len(dataset.train_labels)
     steps_per_epoch = num_train // config.batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"batch_size {config.batch_size} exceeds the {num_train} training examples.")
 
     model = make_model(config, dataset.num_classes)
-    tx = make_optimizer(config, steps_per_epoch * config.num_epochs, steps_per_epoch)
-    mesh = distributed.member_mesh(len(seeds))
+    recipe = make_recipe(config, model, steps_per_epoch * config.num_epochs, steps_per_epoch)
+    mesh = distributed.member_mesh(len(members))
     sample_x = data.to_model_range(jnp.asarray(dataset.train_images[:1]))
-    objective = make_objective(config, model)
-    init_keys = multiseed.seed_keys(seeds, purpose=0)
-    states = jax.jit(jax.vmap(lambda k: create_train_state(k, model, tx, sample_x, objective)))(init_keys)
+    init_keys = multiseed.seed_keys(members.seeds, purpose=0)
+    states = jax.jit(jax.vmap(lambda key, hyper: create_train_state(
+        key, model, recipe.optimizer(hyper), sample_x, recipe.objective(hyper, None))))(init_keys, members.hyper)
     states = distributed.put_members(states, mesh)
+    hyper = distributed.put_members(members.hyper, mesh)
 
     manager = checkpoints.make_manager(run_dir.checkpoints, max_to_keep=config.checkpoint.max_to_keep)
     start_epoch, states = checkpoints.restore_latest(manager, states)
@@ -80,12 +83,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, epoch
 
     images = distributed.put_replicated(dataset.train_images, mesh)
     labels = distributed.put_replicated(dataset.train_labels, mesh)
-    data_keys = multiseed.seed_keys(seeds, purpose=1)
-    step_keys = multiseed.seed_keys(seeds, purpose=2)
+    data_keys = multiseed.seed_keys(members.seeds, purpose=1)
+    step_keys = multiseed.seed_keys(members.seeds, purpose=2)
     seed_chunk = multiseed.seeds_per_vmap(config.seeds_per_vmap, mesh, multiseed.unstack(states.params, 0))
-    step_fn = make_multiseed_step(objective, tx, config.batch_size, seed_chunk,
+    step_fn = make_multiseed_step(recipe, config.batch_size, seed_chunk,
                                   augment=augmentation.get_augmentation(config.data.augmentation))
-    evaluate = make_evaluator(model, config.eval.batch_size, gaie=bool(config.gaie.weight), seed_chunk=seed_chunk)
+    gaie = bool(config.gaie.weight) or "gaie.weight" in axes
+    evaluate = make_evaluator(model, config.eval.batch_size, gaie=gaie, seed_chunk=seed_chunk)
     train_eval_index = np.random.default_rng(0).permutation(num_train)[: config.eval.train_samples or num_train]
 
     progress = console.progress_bar(total=steps_per_epoch * config.num_epochs,
@@ -100,12 +104,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, epoch
             keys = distributed.put_members(epoch_keys(step_keys, epoch), mesh)
             step_metrics = []
             for i in range(steps_per_epoch):
-                states, batch_metrics = step_fn(states, images, labels, orders, keys, i)
+                states, batch_metrics = step_fn(states, hyper, images, labels, orders, keys, i)
                 step_metrics.append(batch_metrics)
                 progress.update(1)
                 if (i + 1) % config.log_every_steps == 0 or i + 1 == steps_per_epoch:
                     latest = distributed.fetch(batch_metrics)
-                    _check_finite(latest, seeds, epoch, i)
+                    _check_finite(latest, members, epoch, i)
                     progress.set_postfix(loss=f"{float(np.mean(latest['loss'])):.4f}")
             train_metrics = distributed.fetch(jax.tree.map(lambda *m: jnp.mean(jnp.stack(m), 0), *step_metrics))
             train_seconds = time.perf_counter() - started
@@ -114,20 +118,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, epoch
             if epoch % config.eval.train_gfa_every_epochs == 0 or epoch == config.num_epochs:
                 evaluations["train"] = evaluate(states.params, states.model_state, dataset.train_images[train_eval_index],
                                                 dataset.train_labels[train_eval_index])
-            records += metrics.epoch_records(epoch, seeds, train_metrics, evaluations, train_seconds)
+            records += metrics.epoch_records(epoch, members, train_metrics, evaluations, train_seconds)
             # Metrics before the checkpoint: a run killed in between redoes the epoch and drops its lines.
             if distributed.is_writer():
                 metrics.write_records(run_dir.metrics, records)
             checkpoints.save(manager, epoch, states)
             if distributed.is_writer():
-                progress.write(metrics.epoch_line(epoch, evaluations))
+                progress.write(metrics.epoch_line(epoch, evaluations, members))
             if epoch_callback is not None:
                 epoch_callback(epoch, states)
     finally:  # a run stopped by an error or Ctrl-C still finishes writing its last checkpoint
         progress.close()
         manager.wait_until_finished()
 
-    summary = metrics.summarize(records, config, seeds, model.layer_names, dataset)
+    summary = metrics.summarize(records, config, axes, model.layer_names, dataset)
     if distributed.is_writer():
         files.write_json(run_dir.summary, summary)
     return summary

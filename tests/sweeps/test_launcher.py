@@ -10,6 +10,7 @@ import sys
 import ml_collections
 import pytest
 
+from gfa_jax import hyperparameters
 from gfa_jax.sweeps import collect, executors, job, launcher, ledger, status
 from gfa_jax.sweeps.sweep_file import (Run, build_config, flag_text, load_module, load_sweep, parse_assignments,
                                        run_name, split_spec)
@@ -85,6 +86,7 @@ def test_bad_sweeps_fail_before_anything_is_submitted(tmp_path):
     ("deepdefense_fmnist.py", 4), ("deepdefense_fmnist.py:cpu", 4),
     ("layerwise_mnist.py", 20), ("layerwise_mnist.py:cpu", 20), ("layerwise_mnist.py:cpu,4fc", 11),
     ("layerwise_cifar.py", 10), ("layerwise_cifar.py:cpu", 10),
+    ("cifar_deep_gfa_weight.py", 1), ("cifar_deep_gfa_weight.py:cpu", 1),
 ])
 def test_paper_sweeps_build_valid_configs(spec, runs):
     sweep = load_sweep(str(SWEEPS / spec), {"data.data_dir": "/data"})
@@ -96,6 +98,9 @@ def test_paper_sweeps_build_valid_configs(spec, runs):
     if spec == "deepdefense_cifar.py:cpu":
         assert {(c.num_epochs, c.data.train_size, c.robustness.enabled) for c in configs} == {(4, 10000, False)}
     assert len({(c.model.name, c.strategy) for c in configs}) == runs
+    if spec.startswith("cifar_deep_gfa_weight.py"):  # one run, 3 scales x 2 warm-ups x 5 seeds in its program
+        axes = hyperparameters.parse_axes(configs[0].sweep.axes)
+        assert len(hyperparameters.members(configs[0].seeds, axes)) == 30
 
 
 def test_layerwise_sweeps_cover_every_placement():
@@ -196,7 +201,7 @@ def test_status_and_collect_on_synthetic_workdirs(tiny_sweep):
     robustness_csv = paths["robustness.csv"].read_text().splitlines()
     assert len(robustness_csv) == 1 + 2 + 4  # run 0: one seed x 2 eps; run 2: two seeds x 2 eps
     md = paths["robustness.md"].read_text()
-    assert f"| {sweep.runs[2].name} | fgsm | 0.1 | 2 | 0.3750 ± 0.1768 |" in md
+    assert f"| {sweep.runs[2].name} | first | fgsm | 0.1 | 2 | 0.3750 ± 0.1768 |" in md
 
 
 def test_slurm_time_limits():
