@@ -19,6 +19,7 @@ from tiny_configs import tiny_config
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TESTS = REPO / "tests"
 FOUR_SEEDS = (0, 1, 2, 3)
+SWEEP_AXES = '{"gfa.beta_scale": [0.5, 2.0]}'
 
 
 # --- the environment -------------------------------------------------------------------------
@@ -152,14 +153,19 @@ def metric_lines(workdir: pathlib.Path) -> list[dict]:
     return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
 
 
+def line_key(line: dict) -> tuple:
+    """Which epoch, member (seed and swept setting) and split a metrics line is of."""
+    return line["epoch"], line["seed"], line["split"], tuple(sorted((k, v) for k, v in line.items() if k.startswith("hyper/")))
+
+
 def assert_same_metrics(two: pathlib.Path, one: pathlib.Path) -> None:
-    """Written once (no line twice), every seed's, with the one-process run's values."""
+    """Written once (no line twice), every member's, with the one-process run's values."""
     lines, reference = metric_lines(two), metric_lines(one)
-    keys = [(r["epoch"], r["seed"], r["split"]) for r in lines]
-    assert len(set(keys)) == len(keys) and sorted(keys) == sorted((r["epoch"], r["seed"], r["split"]) for r in reference)
-    by_key = {(r["epoch"], r["seed"], r["split"]): r for r in reference}
+    keys = [line_key(r) for r in lines]
+    assert len(set(keys)) == len(keys) and sorted(keys) == sorted(line_key(r) for r in reference)
+    by_key = {line_key(r): r for r in reference}
     for line in lines:
-        expected = by_key[(line["epoch"], line["seed"], line["split"])]
+        expected = by_key[line_key(line)]
         for name in ("accuracy", "mse", "loss"):
             if name in line:
                 assert line[name] == pytest.approx(expected[name], rel=1e-5, abs=1e-6), (name, line)
@@ -200,18 +206,21 @@ def worker(tmp_path, data_dir, workdir, name, **arguments) -> list[types.SimpleN
 
 @pytest.mark.slow  # two two-process runs, ~1.5 min on 2 cores
 def test_two_processes_stopped_after_epoch_1_resume_to_the_uninterrupted_parameters(tiny_fashion_mnist, tmp_path):
-    workdir = tmp_path / "two"
-    stopped = worker(tmp_path, tiny_fashion_mnist, workdir, "first", epochs=2, stop_after=1)
+    # Four members: two seeds under two settings of an in-program sweep.
+    workdir, run = tmp_path / "two", {"seeds": [0, 1], "axes": SWEEP_AXES, "epochs": 2}
+    stopped = worker(tmp_path, tiny_fashion_mnist, workdir, "first", stop_after=1, **run)
     assert [result.returncode for result in stopped] == [3, 3], stopped[0].stderr[-3000:]
     assert (workdir / "checkpoints" / "1").is_dir() and not (workdir / "checkpoints" / "2").exists()
-    resumed = worker(tmp_path, tiny_fashion_mnist, workdir, "again", epochs=2)
+    resumed = worker(tmp_path, tiny_fashion_mnist, workdir, "again", **run)
     assert_succeeded(resumed)
-    train.train_and_evaluate(tiny_config(tiny_fashion_mnist, seeds=FOUR_SEEDS, epochs=2), str(tmp_path / "one"))
+    config = tiny_config(tiny_fashion_mnist, seeds=(0, 1), epochs=2)
+    config.sweep.axes = SWEEP_AXES
+    train.train_and_evaluate(config, str(tmp_path / "one"))
 
     (epoch, two), (_, one) = restored_params(workdir), restored_params(tmp_path / "one")
     difference = max_abs_difference(two, one)
-    print(f"two processes stopped after epoch 1 and resumed vs one process uninterrupted, 2 epochs: "
-          f"max |param difference| = {difference:.3g}")
+    print(f"two processes stopped after epoch 1 and resumed vs one process uninterrupted, 2 seeds x 2 settings, "
+          f"2 epochs: max |param difference| = {difference:.3g}")
     assert epoch == 2 and difference <= 1e-6
     assert_same_metrics(workdir, tmp_path / "one")
     assert "Resuming test from the checkpoint of epoch 1" in resumed[0].stdout + resumed[0].stderr
