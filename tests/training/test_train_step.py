@@ -66,8 +66,8 @@ def test_train_step_augments_the_gathered_uint8_batch_and_keeps_the_objective_ke
     state = train_state.TrainState(step=jnp.zeros((), jnp.int32), params={"w": jnp.ones(())},
                              opt_state=tx.init({"w": jnp.ones(())}), carry={})
     order = jnp.arange(8)[::-1]
-    step = functools.partial(train_step.train_step, state, images, labels, order, jax.random.key(3), jnp.int32(1),
-                             objective=_recording_objective(), tx=tx, batch_size=4)
+    step = functools.partial(train_step.train_step, state, {}, images, labels, order, jax.random.key(3), jnp.int32(1),
+                             recipe=train_step.fixed_recipe(_recording_objective(), tx), batch_size=4)
     _, plain = jax.jit(step)()
     _, mirrored = jax.jit(functools.partial(step, augment=lambda key, batch: batch[:, :, ::-1]))()
     _, cropped = jax.jit(functools.partial(step, augment=augmentation.augment))()
