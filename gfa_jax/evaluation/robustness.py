@@ -81,8 +81,12 @@ def eps_grid_for(spec: attacks.AttackSpec, robustness: ml_collections.ConfigDict
 
 
 def evaluate_attack(run: TrainedRun, spec: attacks.AttackSpec, images, labels, key, robustness,
-                    kwargs: dict, progress) -> list[dict]:
-    """Rows ``{seed, attack, eps, accuracy, mse, l2, linf, ...}`` of one run under one attack."""
+                    kwargs: dict, progress, programs: dict | None = None) -> list[dict]:
+    """Rows ``{seed, attack, eps, accuracy, mse, l2, linf, ...}`` of one run under one attack.
+
+    ``programs``: jitted attack programs by (workdir, attack), shared by the settings of an
+    in-program sweep (same model and shapes), so an attack compiles once per workdir.
+    """
     mesh = multiseed.seed_mesh(len(run.seeds))
     params = multiseed.shard_seeds(run.params, mesh)
     model_state = multiseed.shard_seeds(run.model_state, mesh)
@@ -95,10 +99,12 @@ def evaluate_attack(run: TrainedRun, spec: attacks.AttackSpec, images, labels, k
         eps_grid = None
         batch_fn = functools.partial(minimum_norm_attack_batch, model=run.model, spec=spec, kwargs=kwargs)
 
-    @jax.jit
     def per_seed(params, model_state, x, y, key, eps_grid):
         extra = (eps_grid,) if bounded else ()
         return multiseed.map_seeds(lambda p, s: batch_fn(p, s, x, y, key, *extra), (params, model_state), chunk)
+
+    programs = {} if programs is None else programs
+    per_seed = programs.setdefault((str(run.workdir), spec.name), jax.jit(per_seed))
 
     totals = None
     batch_size = robustness.batch_size
@@ -222,11 +228,12 @@ def evaluate_runs(workdirs: Sequence[str], outdir: str, robustness: ml_collectio
     todo = [(run, spec) for run in runs for spec in specs if (str(run.workdir), run.label, spec.name) not in done]
     progress = console.progress_bar(total=len(todo) * len(labels), initial=0, desc="robustness", unit="sample")
     key = jax.random.key(robustness.seed)
+    programs: dict = {}
     for run, spec in todo:
         progress.set_postfix(run=run.label, attack=spec.name)
         attack_key = jax.random.fold_in(key, specs.index(spec))
         all_rows += evaluate_attack(run, spec, images, labels, attack_key, robustness,
-                                    gfa_config.attack_kwargs(robustness, spec.name), progress)
+                                    gfa_config.attack_kwargs(robustness, spec.name), progress, programs)
         files.write_text_atomic(results_path, "".join(json.dumps(r) + "\n" for r in all_rows))
     progress.close()
     current = {str(run.workdir) for run in runs}

@@ -32,7 +32,18 @@ def _settings(config):
 def test_robustness_rows_and_table_are_per_setting_and_resume(swept_run, tmp_path, monkeypatch):
     workdir, _, config = swept_run
     settings = _settings(config)
+    seen_programs = []
+    original = robustness.evaluate_attack
+
+    def recording(*args, **kwargs):
+        seen_programs.append(args[-1])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(robustness, "evaluate_attack", recording)
     rows = robustness.evaluate_runs([str(workdir)], str(tmp_path), settings)
+    programs = seen_programs[0]
+    assert sorted(name for _, name in programs) == ["fgsm", "pgd"]
+    assert all(program._cache_size() == 1 for program in programs.values())  # one compile for both settings
     assert sorted({r["run"] for r in rows}) == LABELS
     assert {(r["run"], r["hyper/gfa.beta_scale"]) for r in rows} == {(LABELS[0], 0.5), (LABELS[1], 2.0)}
     assert len(rows) == 2 * 2 * 2 * 2  # settings x seeds x attacks x eps
