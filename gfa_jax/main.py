@@ -1,9 +1,10 @@
 """Command line: ``python -m gfa_jax.main --config configs/<name>.py [--workdir DIR] [--config.a.b=v]``.
 
-Trains every seed of the config (under every setting of ``config.sweep.axes``, the in-program sweep),
-evaluating and checkpointing each epoch, then attacks the result (``config.robustness``; report in
-``<workdir>/robustness/``) and, for a sweep, draws a figure per swept axis (``<workdir>/figures/``). Started again with the same command it
-resumes from the last checkpoint in the workdir, and the evaluation from its last finished attack.
+Trains every seed of the config (under every setting of ``config.sweep.axes``, the in-program
+sweep), evaluating and checkpointing each epoch, then attacks the result (``config.robustness``;
+report in ``<workdir>/robustness/``) and, for a sweep, draws a figure per swept axis
+(``<workdir>/figures/``). Started again with the same command it resumes from the last checkpoint
+in the workdir, and the evaluation from its last finished attack.
 Paths may be relative (to the current directory) or absolute; the config file's own imports do not
 depend on the current directory.
 
@@ -22,7 +23,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from gfa_jax import console
-from gfa_jax.evaluation import robustness, sweep_figures
+from gfa_jax.evaluation import after_training
 from gfa_jax.training import distributed, metrics, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/<name>.py).", lock_config=True)
@@ -54,13 +55,11 @@ def main(argv) -> None:
 
 
 def report(workdir: pathlib.Path, config, summary: dict) -> None:
-    """The robustness report (``config.robustness``) and the figures of an in-program sweep."""
-    rows = []
-    if config.robustness.enabled:
-        outdir = workdir / "robustness"
-        rows = robustness.evaluate_runs([workdir], outdir, config.robustness)
-        print((outdir / "table.md").read_text())
-    for path in sweep_figures.write_sweep_figures(summary, workdir / "figures", rows, config.robustness):
+    """The robustness report (``config.robustness``) and the figures of an in-program sweep, printed."""
+    table, figures = after_training.report_run(workdir, config, summary)
+    if table is not None:
+        print(table)
+    for path in figures:
         print(f"Sweep figure: {path}")
 
 

@@ -2,8 +2,8 @@
 
 :class:`TrainJob` is the callable submitit pickles and runs: it builds the run's config, trains
 in-process (``train.train_and_evaluate``, which resumes from the workdir's last checkpoint), then
-writes the robustness report of the run (``robustness.evaluate_runs``, which resumes from its last
-finished attack), exactly what ``python -m gfa_jax.main --config ... --workdir ...`` does, multi-host
+writes the robustness report of the run and its sweep figures (``after_training.report_run``; the
+report resumes from its last finished attack), exactly what ``python -m gfa_jax.main --config ... --workdir ...`` does, multi-host
 included: the tasks of a multi-task job (``--slurm.ntasks``) train the run together
 (:mod:`gfa_jax.training.distributed`), and task 0 writes its files and robustness report. It is
 ``submitit.helpers.Checkpointable``: a preempted SLURM job (SIGUSR2) requeues itself, and the
@@ -20,11 +20,11 @@ import socket
 import submitit
 
 from gfa_jax.attacks import parse_attack_names as attack_names
-from gfa_jax.evaluation import robustness
+from gfa_jax.evaluation import after_training
 from gfa_jax.training import distributed, train
 from gfa_jax.sweeps.sweep_file import ResolvedRun, build_config
 
-ROBUSTNESS_DIR = "robustness"
+ROBUSTNESS_DIR = after_training.ROBUSTNESS_DIR
 
 
 def checkpoint_epochs(workdir: pathlib.Path) -> list[int]:
@@ -84,9 +84,7 @@ class TrainJob(submitit.helpers.Checkpointable):
         epochs = checkpoint_epochs(pathlib.Path(self.workdir))
         logging.info("Starting from epoch %d of %d", epochs[-1] if epochs else 0, config.num_epochs)
         summary = train.train_and_evaluate(config, self.workdir)
-        if config.robustness.enabled:
-            distributed.on_writer(robustness.evaluate_runs, [self.workdir],
-                                  str(pathlib.Path(self.workdir) / ROBUSTNESS_DIR), config.robustness)
+        distributed.on_writer(after_training.report_run, pathlib.Path(self.workdir), config, summary)
         return summary
 
     def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
