@@ -108,7 +108,8 @@ def collect(sweep_dir: pathlib.Path) -> dict[str, pathlib.Path]:
     summaries, attacks = run_rows(manifest)
     out = pathlib.Path(sweep_dir) / "collect"
     paths = {name: out / name for name in ("summary.csv", "summary.md", "robustness.csv", "robustness.md")}
-    title = f"Sweep {manifest['name']}: {len(summaries)} of {len(manifest['runs'])} runs trained.\n\n"
+    trained = len({row["run"] for row in summaries})  # a run of an in-program sweep has a row per setting
+    title = f"Sweep {manifest['name']}: {trained} of {len(manifest['runs'])} runs trained.\n\n"
     files.write_text_atomic(paths["summary.csv"], csv_text(summaries) if summaries else "")
     files.write_text_atomic(paths["summary.md"], title + summary_markdown(summaries) + "\n")
     files.write_text_atomic(paths["robustness.csv"], csv_text(attacks) if attacks else "")
