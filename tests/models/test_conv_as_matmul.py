@@ -19,15 +19,18 @@ def test_conv_as_matmul_matches_lax(padding):
 
 
 def test_paper_cnn_conv_as_matmul_same_double_backward():
-    x = jax.random.uniform(jax.random.key(0), (2, 32, 32, 3), minval=-1, maxval=1)
-    params = PaperCNN().init(jax.random.key(1), x)["params"]
+    # PaperCNN's layers, narrower (8 channels, not 32; small dense layers) on 12x12 inputs: the same
+    # two 3x3 SAME convolutions, each before ReLU and pooling; jitted: one compile per gradient.
+    small = {"conv_features": (8, 8), "hidden_features": (16, 12)}
+    x = jax.random.uniform(jax.random.key(0), (2, 12, 12, 3), minval=-1, maxval=1)
+    params = jax.jit(PaperCNN(**small).init)(jax.random.key(1), x)["params"]
 
     def gradient_norm(model, p):  # a GFA-like second-order quantity
         g = jax.grad(lambda v: jnp.sum(model.apply({"params": p}, v) ** 2))(x)
         return jnp.sum(g * x)
 
-    expected = jax.grad(lambda p: gradient_norm(PaperCNN(), p))(params)
-    got = jax.grad(lambda p: gradient_norm(PaperCNN(conv_as_matmul=True), p))(params)
+    expected = jax.jit(jax.grad(lambda p: gradient_norm(PaperCNN(**small), p)))(params)
+    got = jax.jit(jax.grad(lambda p: gradient_norm(PaperCNN(**small, conv_as_matmul=True), p)))(params)
     chex.assert_trees_all_close(got, expected, rtol=2e-4, atol=1e-5)
     with pytest.raises(ValueError, match="stride 1"):
         conv_as_matmul(x, jnp.ones((3, 3, 3, 4)), (2, 2), "SAME")

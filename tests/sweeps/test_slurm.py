@@ -92,9 +92,11 @@ def single_run(sweep_dir: pathlib.Path) -> tuple[pathlib.Path, dict]:
 
 
 def test_sweep_of_two_configs_by_two_seeds_finishes_and_is_collected(slurm_cluster, tiny_fashion_mnist, tmp_path):
+    # The robustness report without its audit: the jobs need a report to collect, not the audit (which
+    # test_readme.py's training runs and test_robustness.py run).
     common = tiny(tiny_fashion_mnist, num_epochs=1, batch_size=32, **{
         "robustness.attacks": ("fgsm",), "robustness.num_samples": 16, "robustness.eps_linf": (0.0, 0.1),
-        "robustness.figures": False, "robustness.protocol": "all"})
+        "robustness.figures": False, "robustness.protocol": "all", "robustness.audit": False})
     runs = [{"config": f"fmnist_mlp_{s}.py", "overrides": {**common, "seeds": (seed,)}}
             for s in ("standard", "first") for seed in (0, 1)]
     sweep, sweep_dir = write_sweep(tmp_path / "fmnist_2x2.py", runs), tmp_path / "sweep"

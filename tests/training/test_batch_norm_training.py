@@ -91,6 +91,9 @@ def test_statistics_train_per_seed_and_a_killed_run_resumes_to_the_same_state(ti
     np.testing.assert_allclose(trained.logits_fn(1)(x), expected, rtol=1e-5, atol=1e-6)
     settings = config.robustness
     settings.attacks, settings.num_samples, settings.figures, settings.protocol = ("fgsm",), 16, False, "all"
+    # No audit (it is not what this test checks): the real audit of a report runs in test_readme.py's
+    # training runs and in test_robustness.py::test_the_real_audit_in_the_report.
+    settings.audit = False
     rows = robustness.evaluate_runs([tmp_path / "whole"], tmp_path / "report", settings)
     assert {row["seed"] for row in rows} == {0, 1}
 
@@ -105,14 +108,14 @@ def test_adversarial_and_layerwise_training_update_the_statistics(model_mode):
     config.batch_size, config.gfa.beta = 8, (0.0, 0.0, 0.0)
     config.adversarial.enabled, config.adversarial.steps, config.adversarial.model_mode = True, 2, model_mode
     objective = make_objective(config, model)
-    (value, (_, _, new_state)), grads = jax.value_and_grad(objective.loss, has_aux=True)(
+    (value, (_, _, new_state)), grads = jax.jit(jax.value_and_grad(objective.loss, has_aux=True))(
         params, state, x, y, jax.random.key(2), {})
     assert np.isfinite(value) and not np.allclose(new_state["batch_stats"]["bn1"]["mean"], 0.0)
 
     config.adversarial.enabled, config.layerwise.enabled, config.layerwise.layers = False, True, ("conv2",)
     objective = make_objective(config, model)
     carry = objective.init_carry(params, state, x[:1])
-    value, (_, carry, new_state) = objective.loss(params, state, x, y, jax.random.key(2), carry)
+    value, (_, carry, new_state) = jax.jit(objective.loss)(params, state, x, y, jax.random.key(2), carry)
     assert carry["output_grads"]["conv2"].shape == (8, 3, 3, 8)
     assert not np.allclose(new_state["batch_stats"]["bn2"]["var"], 1.0)
 

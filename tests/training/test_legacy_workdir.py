@@ -60,6 +60,7 @@ def legacy_workdir(tmp_path_factory, tiny_fashion_mnist) -> pathlib.Path:
 def test_legacy_checkpoints_evaluate_with_todays_code(legacy_workdir, tmp_path):
     settings = tiny_config(".").robustness
     settings.attacks, settings.num_samples, settings.figures, settings.protocol = ("fgsm",), 16, False, "all"
+    settings.audit = False  # the audit of a report: test_readme.py's runs and test_robustness.py
     rows = robustness.evaluate_runs([legacy_workdir], tmp_path / "report", settings)
     assert {row["seed"] for row in rows} == {0, 1} and all(0.0 <= row["accuracy"] <= 1.0 for row in rows)
 
