@@ -27,8 +27,8 @@ import numpy as np
 from gfa_jax import config as gfa_config
 from gfa_jax import hyperparameters
 from gfa_jax.training import multiseed
-from gfa_jax.training.train_state import create_train_state, make_model
-from gfa_jax.training.train_step import epoch_keys, epoch_orders, make_multiseed_step, make_recipe
+from gfa_jax.training.train_state import make_model
+from gfa_jax.training.train_step import epoch_keys, epoch_orders, init_members, make_multiseed_step, make_recipe
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_info, time_jitted  # noqa: E402
@@ -52,9 +52,8 @@ def step_case(config, seeds, axes: dict, steps: int) -> dict:
     shape = INPUT_SHAPES[config.model.name]
     model = make_model(config, 10)
     recipe = make_recipe(config, model, total_steps=1000, steps_per_epoch=100)
-    states = jax.jit(jax.vmap(lambda key, hyper: create_train_state(
-        key, model, recipe.optimizer(hyper), jnp.zeros((1,) + shape), recipe.objective(hyper, None))))(
-        multiseed.seed_keys(members.seeds, 0), members.hyper)
+    states = init_members(recipe, model, jnp.zeros((1,) + shape), multiseed.seed_keys(members.seeds, 0),
+                          members.hyper)
     num_examples = config.batch_size * 4
     rng = np.random.default_rng(0)
     images = jnp.asarray(rng.integers(0, 256, (num_examples,) + shape, dtype=np.uint8))
@@ -66,9 +65,8 @@ def step_case(config, seeds, axes: dict, steps: int) -> dict:
     timing = time_jitted(step, (states, members.hyper, images, labels, orders, keys, jnp.int32(1)),
                          steps=steps, carry_first=True)
     # New values of the swept keys through the jitted function: a recompile would add a cache entry.
-    states = jax.jit(jax.vmap(lambda key, hyper: create_train_state(
-        key, model, recipe.optimizer(hyper), jnp.zeros((1,) + shape), recipe.objective(hyper, None))))(
-        multiseed.seed_keys(members.seeds, 0), members.hyper)
+    states = init_members(recipe, model, jnp.zeros((1,) + shape), multiseed.seed_keys(members.seeds, 0),
+                          members.hyper)
     for scale in (1.0, 2.0, 0.5):
         states, _ = step(states, {k: v * scale for k, v in members.hyper.items()}, images, labels, orders, keys, 0)
     return {"members": len(members), "seeds_per_vmap": chunk or "all", **timing,

@@ -8,7 +8,7 @@ images from the JPEG archive given by ``--set=data.data_dir=...``, 2,000 test, 4
 robustness report: the script compares the strategies in one report afterwards); strategy names
 keep only those (``cpu,standard,deep``).
 """
-from gfa_jax.sweeps.sweep_file import Run
+from gfa_jax.sweeps.sweep_file import strategy_runs
 
 STRATEGIES = ("standard", "first", "deep", "adv", "gaie", "denoise")
 CPU = {"data.source": "image_folder", "data.train_size": 10000, "data.test_size": 2000,
@@ -16,10 +16,4 @@ CPU = {"data.source": "image_folder", "data.train_size": 10000, "data.test_size"
 
 
 def get_sweep(arg=None):
-    options = [a for a in (arg or "").split(",") if a]
-    unknown = set(options) - {"cpu", *STRATEGIES}
-    if unknown:
-        raise ValueError(f"Unknown {sorted(unknown)}; use cpu and any of {STRATEGIES}.")
-    strategies = [s for s in STRATEGIES if s in options] or STRATEGIES
-    overrides = CPU if "cpu" in options else {}
-    return [Run(f"cifar_{strategy}.py", overrides=overrides) for strategy in strategies]
+    return strategy_runs(arg, STRATEGIES, "cifar_{}.py", CPU)

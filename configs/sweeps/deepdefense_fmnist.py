@@ -9,17 +9,11 @@ the workdirs (``python -m gfa_jax.launch workdirs SWEEP``), as ``launch/fmnist_t
 arg: comma-separated; ``cpu``: what that script trains on a 2-core CPU (20 epochs, the robustness
 report left to the joint evaluation); strategy names keep only those.
 """
-from gfa_jax.sweeps.sweep_file import Run
+from gfa_jax.sweeps.sweep_file import strategy_runs
 
 STRATEGIES = ("standard", "first", "deep", "adv")
 CPU = {"robustness.enabled": False}
 
 
 def get_sweep(arg=None):
-    options = [a for a in (arg or "").split(",") if a]
-    unknown = set(options) - {"cpu", *STRATEGIES}
-    if unknown:
-        raise ValueError(f"Unknown {sorted(unknown)}; use cpu and any of {STRATEGIES}.")
-    strategies = [s for s in STRATEGIES if s in options] or STRATEGIES
-    overrides = CPU if "cpu" in options else {}
-    return [Run(f"fmnist_mlp_{strategy}.py", overrides=overrides) for strategy in strategies]
+    return strategy_runs(arg, STRATEGIES, "fmnist_mlp_{}.py", CPU)

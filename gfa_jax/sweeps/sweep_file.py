@@ -38,6 +38,22 @@ class Run:
     overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
+def strategy_runs(arg: str | None, strategies: Sequence[str], config_pattern: str,
+                  cpu_overrides: Mapping[str, Any]) -> list[Run]:
+    """A run per strategy for a sweep file's ``get_sweep(arg)``.
+
+    ``arg``: comma-separated; ``cpu`` adds ``cpu_overrides`` to every run, strategy names keep only
+    those (all when none is named); ``config_pattern`` names the config file, e.g. ``"cifar_{}.py"``.
+    """
+    options = [a for a in (arg or "").split(",") if a]
+    unknown = set(options) - {"cpu", *strategies}
+    if unknown:
+        raise ValueError(f"Unknown {sorted(unknown)}; use cpu and any of {tuple(strategies)}.")
+    chosen = [s for s in strategies if s in options] or list(strategies)
+    overrides = dict(cpu_overrides) if "cpu" in options else {}
+    return [Run(config_pattern.format(strategy), overrides=overrides) for strategy in chosen]
+
+
 @dataclasses.dataclass(frozen=True)
 class ResolvedRun:
     """A run with its config file as an absolute path, its overrides as flag text, and its name."""

@@ -19,8 +19,8 @@ from gfa_jax import augmentation, console, data, files, hyperparameters
 from gfa_jax.training import checkpoints, distributed, metrics, multiseed
 from gfa_jax.training import workdir as workdir_lib
 from gfa_jax.training.evaluator import make_evaluator
-from gfa_jax.training.train_state import create_train_state, make_model
-from gfa_jax.training.train_step import epoch_keys, epoch_orders, make_multiseed_step, make_recipe
+from gfa_jax.training.train_state import make_model
+from gfa_jax.training.train_step import epoch_keys, epoch_orders, init_members, make_multiseed_step, make_recipe
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +72,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, epoch
     mesh = distributed.member_mesh(len(members))
     sample_x = data.to_model_range(jnp.asarray(dataset.train_images[:1]))
     init_keys = multiseed.seed_keys(members.seeds, purpose=0)
-    states = jax.jit(jax.vmap(lambda key, hyper: create_train_state(
-        key, model, recipe.optimizer(hyper), sample_x, recipe.objective(hyper, None))))(init_keys, members.hyper)
+    states = init_members(recipe, model, sample_x, init_keys, members.hyper)
     states = distributed.put_members(states, mesh)
     hyper = distributed.put_members(members.hyper, mesh)
 

@@ -22,7 +22,7 @@ from gfa_jax.defenses.objective import Objective
 from gfa_jax.hyperparameters import Hyper
 from gfa_jax.training.optimizers import make_optimizer
 from gfa_jax.training import multiseed
-from gfa_jax.training.train_state import TrainState
+from gfa_jax.training.train_state import TrainState, create_train_state
 
 Array = jax.Array
 
@@ -44,6 +44,13 @@ def make_recipe(config: ml_collections.ConfigDict, model: nn.Module, total_steps
         objective=lambda hyper, step: make_objective(config, model, hyper, step),
         optimizer=lambda hyper: make_optimizer(config, total_steps, steps_per_epoch, hyper),
     )
+
+
+def init_members(recipe: Recipe, model: nn.Module, sample_x: Array, init_keys: Array, hyper) -> TrainState:
+    """Every member's first train state, stacked: its seed's initialisation, its setting's optimizer
+    and objective carry (``init_keys`` ``[M]``, ``hyper`` a dict of ``[M]`` swept values)."""
+    return jax.jit(jax.vmap(lambda key, member_hyper: create_train_state(
+        key, model, recipe.optimizer(member_hyper), sample_x, recipe.objective(member_hyper, None))))(init_keys, hyper)
 
 
 def fixed_recipe(objective: Objective, tx: optax.GradientTransformation) -> Recipe:

@@ -12,8 +12,8 @@ from gfa_jax import config as gfa_config
 from gfa_jax import hyperparameters
 from gfa_jax.defenses.gfa import warmup_factor
 from gfa_jax.training import multiseed, train
-from gfa_jax.training.train_state import create_train_state, make_model
-from gfa_jax.training.train_step import epoch_keys, epoch_orders, make_multiseed_step, make_recipe
+from gfa_jax.training.train_state import make_model
+from gfa_jax.training.train_step import epoch_keys, epoch_orders, init_members, make_multiseed_step, make_recipe
 from tiny_configs import tiny_config
 
 SEEDS = (0, 1)
@@ -32,9 +32,7 @@ def _train_steps(config, axes: dict):
     model = make_model(config, 10)
     recipe = make_recipe(config, model, total_steps=20, steps_per_epoch=NUM_EXAMPLES // BATCH)
     sample_x = jnp.zeros((1, 28, 28, 1))
-    states = jax.jit(jax.vmap(lambda key, hyper: create_train_state(
-        key, model, recipe.optimizer(hyper), sample_x, recipe.objective(hyper, None))))(
-        multiseed.seed_keys(members.seeds, 0), members.hyper)
+    states = init_members(recipe, model, sample_x, multiseed.seed_keys(members.seeds, 0), members.hyper)
     orders = epoch_orders(multiseed.seed_keys(members.seeds, 1), 1, NUM_EXAMPLES)
     keys = epoch_keys(multiseed.seed_keys(members.seeds, 2), 1)
     step_fn = make_multiseed_step(recipe, BATCH)
