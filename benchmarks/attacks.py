@@ -72,6 +72,7 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (  # noqa: E402
+    WARMUP_CALLS,
     compiled_flops,
     machine_info,
     matmul_peak_flops,
@@ -327,8 +328,10 @@ def from_torch01(x01) -> np.ndarray:
 
 
 def time_torch(run: Callable, repeats: int, warmup: bool = True) -> tuple[dict, Any]:
-    """Steady seconds of ``run()`` (median over ``repeats``, after one warm-up call) and its last output."""
-    out = run() if warmup else None
+    """Steady seconds of ``run()`` (median over ``repeats``, after the warm-up calls) and its last output."""
+    out = None
+    for _ in range(WARMUP_CALLS if warmup else 0):
+        out = run()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()

@@ -12,7 +12,9 @@ N(0, 0.1), the default input-FGSM form). Each is timed against standard with the
 (``--task-loss``): ``<strategy>_over_standard_1_seed`` in the ratios.
 
 Compile time and steady-state time are reported separately. Efficiency is XLA's own FLOP count of
-the compiled step over its steady time, against the measured float32 matmul peak of the device.
+the one-seed step as written (``PaperCNN(cpu_conv_rewrites=False)``: plain convolutions, so that
+rewrites which trade convolutions for matmuls don't change the yardstick) over each case's steady
+time, against the measured float32 matmul peak of the device; torch's efficiency uses the same count.
 With ``--torch`` (needs ``pip install torch``) the same model and DEEP loss, written in PyTorch with
 a double backward (``create_graph=True``), is timed side by side at one seed.
 """
@@ -32,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import machine_info, matmul_peak_flops, time_jitted  # noqa: E402
+from benchmarks.common import compiled_flops, machine_info, matmul_peak_flops, time_jitted  # noqa: E402
 from gfa_jax import config as gfa_config  # noqa: E402
 from gfa_jax.training import multiseed, optimizers, train_state, train_step  # noqa: E402
 from gfa_jax.defenses.compose import make_objective  # noqa: E402
@@ -62,13 +64,16 @@ def strategy_config(model_name: str, strategy: str, task_loss: str = "mse"):
     return config
 
 
-def jax_case(model_name: str, strategy: str, num_seeds: int, batch: int, steps: int,
-             seed_chunk: int | None = None, task_loss: str = "mse", conv_as_matmul: bool = False) -> dict:
+def build_step(model_name: str, strategy: str, num_seeds: int, batch: int, seed_chunk: int | None = None,
+               task_loss: str = "mse", conv_as_matmul: bool = False, plain_conv: bool = False):
+    """The multi-seed train step of ``strategy`` and its arguments (random uint8 images, labels)."""
     config = strategy_config(model_name, strategy, task_loss)
     config.batch_size = batch  # the layer-wise carry holds one gradient per sample of a batch
     model = train_state.make_model(config, num_classes=10)
     if conv_as_matmul:  # PaperCNN's opt-in im2col + matmul convolutions
         model = model.clone(conv_as_matmul=True)
+    if plain_conv:  # PaperCNN with lax.conv_general_dilated as written (no XLA:CPU rewrites)
+        model = model.clone(cpu_conv_rewrites=False)
     tx = optimizers.make_optimizer(config, total_steps=1000)
     num_examples = batch * 4
     rng = np.random.default_rng(0)
@@ -81,7 +86,21 @@ def jax_case(model_name: str, strategy: str, num_seeds: int, batch: int, steps: 
     orders = train_step.epoch_orders(multiseed.seed_keys(seeds, 1), 0, num_examples)
     keys = train_step.epoch_keys(multiseed.seed_keys(seeds, 2), 0)
     step = train_step.make_multiseed_step(train_step.fixed_recipe(objective, tx), batch, seed_chunk)
-    result = time_jitted(step, (states, {}, images, labels, orders, keys, jnp.int32(1)), steps=steps, carry_first=True)
+    return config, step, (states, {}, images, labels, orders, keys, jnp.int32(1))
+
+
+def reference_flops(model_name: str, strategy: str, batch: int, task_loss: str) -> float | None:
+    """XLA's FLOP count of the one-seed step as written (plain convolutions): the yardstick of every
+    efficiency, so that rewrites that move work between convolutions and matmuls don't move it."""
+    plain = model_name == "paper_cnn"
+    _, step, args = build_step(model_name, strategy, 1, batch, task_loss=task_loss, plain_conv=plain)
+    return compiled_flops(step.lower(*args).compile())
+
+
+def jax_case(model_name: str, strategy: str, num_seeds: int, batch: int, steps: int,
+             seed_chunk: int | None = None, task_loss: str = "mse", conv_as_matmul: bool = False) -> dict:
+    config, step, args = build_step(model_name, strategy, num_seeds, batch, seed_chunk, task_loss, conv_as_matmul)
+    result = time_jitted(step, args, steps=steps, carry_first=True)
     mode = "vmap" if seed_chunk is None else f"{seed_chunk} per vmap"
     return {"impl": "jax", "model": config.model.name, "strategy": strategy, "task_loss": task_loss, "seeds": num_seeds,
             "seed_mode": mode, "batch": batch, "conv_as_matmul": conv_as_matmul, **result}
@@ -156,6 +175,7 @@ def main() -> None:
     parser.add_argument("--conv-as-matmul", action="store_true",
                         help="also time the one-seed steps with PaperCNN(conv_as_matmul=True)")
     parser.add_argument("--task-loss", default="mse", choices=("mse", "ce"), help="the loss every strategy trains")
+    parser.add_argument("--out", default=None, help="also write the JSON report to this file")
     args = parser.parse_args()
     load_start = list(os.getloadavg())
     strategies = ["standard"] + [s for s in args.strategies.split(",") if s and s != "standard"]
@@ -179,12 +199,14 @@ def main() -> None:
     if args.torch and args.model == "paper_cnn":
         cases.append(torch_deep_cnn_case(args.batch, args.steps))
 
-    flops_by_key = {(c["strategy"], c["seeds"]): c.get("xla_flops") for c in cases
-                    if c["impl"] == "jax" and c["seed_mode"] == "vmap" and not c["conv_as_matmul"]}
+    # The same math in every implementation: XLA's count of the one-seed step as written (plain
+    # convolutions) is the numerator of every efficiency, torch's included.
+    flops_by_key = {(strategy, 1): reference_flops(args.model, strategy, args.batch, args.task_loss)
+                    for strategy in strategies}
     for case in cases:
-        # The same math in both frameworks: XLA's count for the one-seed step is the numerator.
         flops = flops_by_key.get((case["strategy"], case["seeds"]))
         if flops:
+            case["reference_flops"] = flops
             case["efficiency_vs_matmul_peak"] = flops / case["steady_seconds_median"] / peak
     by_key = {(c["impl"], c["strategy"], c["seeds"], c.get("seed_mode", "vmap")): c["steady_seconds_median"]
               for c in cases if not c.get("conv_as_matmul")}
@@ -209,9 +231,12 @@ def main() -> None:
         print(f"[train_step] {case['impl']} {case['strategy']} seeds={case['seeds']} "
               f"{'conv_as_matmul ' if case.get('conv_as_matmul') else ''}{case['steady_seconds_median']:.3f} s"
               + (f", {100 * eff:.1f} % of peak" if eff else ""), file=sys.stderr)
-    print(json.dumps({"benchmark": "train_step", "machine": machine_info(), "matmul_peak_flops": peak,
-                      "cases": cases, "ratios": ratios, "load_average": {"start": load_start,
-                                                                         "end": list(os.getloadavg())}}, indent=2))
+    text = json.dumps({"benchmark": "train_step", "machine": machine_info(), "matmul_peak_flops": peak,
+                       "cases": cases, "ratios": ratios, "load_average": {"start": load_start,
+                                                                          "end": list(os.getloadavg())}}, indent=2)
+    if args.out:
+        pathlib.Path(args.out).write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ and no imports of our own modules hidden inside functions.
 
 Layers, lowest first (a module may import its own layer and the ones below):
 
-    0  foundation     gfa_jax (package), losses, data, files, console, augmentation
+    0  foundation     gfa_jax (package), allocator, losses, data, files, console, augmentation
     1  building blocks models, attacks
     2  configuration  config, paper_configs, hyperparameters
     3  defenses       defenses (and gfa, the GFA term's stable import path)
@@ -27,7 +27,8 @@ import gfa_jax
 PACKAGE_ROOT = pathlib.Path(gfa_jax.__file__).parent
 
 LAYERS = (
-    ("gfa_jax", "gfa_jax.losses", "gfa_jax.data", "gfa_jax.files", "gfa_jax.console", "gfa_jax.augmentation"),
+    ("gfa_jax", "gfa_jax.allocator", "gfa_jax.losses", "gfa_jax.data", "gfa_jax.files", "gfa_jax.console",
+     "gfa_jax.augmentation"),
     ("gfa_jax.models", "gfa_jax.attacks"),
     ("gfa_jax.config", "gfa_jax.paper_configs", "gfa_jax.hyperparameters"),
     ("gfa_jax.defenses", "gfa_jax.gfa"),

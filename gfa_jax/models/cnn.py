@@ -6,7 +6,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 
-from gfa_jax.models.layers import capture_layer_input, conv_as_matmul, max_pool_2x2
+from gfa_jax.models.layers import capture_layer_input, conv_as_matmul, conv_general_dilated, max_pool_2x2
 
 
 class PaperCNN(nn.Module):
@@ -26,11 +26,19 @@ class PaperCNN(nn.Module):
     # True: 3x3 convolutions as im2col + matmul (same values; faster GFA steps at large batch on CPU,
     # see :func:`gfa_jax.models.layers.conv_as_matmul`).
     conv_as_matmul: bool = False
+    # False: plain ``lax.conv_general_dilated`` (the reference formulation, benchmarks' FLOP yardstick);
+    # True: :func:`gfa_jax.models.layers.conv_general_dilated`, same values, XLA:CPU's fast paths.
+    cpu_conv_rewrites: bool = True
 
     @property
     def layer_names(self) -> tuple[str, ...]:
         n_conv, n_hidden = len(self.conv_features), len(self.hidden_features)
         return tuple(f"conv{i + 1}" for i in range(n_conv)) + tuple(f"fc{i + 1}" for i in range(n_hidden + 1))
+
+    def _convolution(self):
+        if self.conv_as_matmul:
+            return conv_as_matmul
+        return conv_general_dilated if self.cpu_conv_rewrites else jax.lax.conv_general_dilated
 
     def conv_output(self, h: jax.Array, index: int) -> jax.Array:
         """What follows conv layer ``index``'s activation, before pooling: nothing here; a hook for
@@ -46,7 +54,7 @@ class PaperCNN(nn.Module):
             name = next(names)
             x = capture_layer_input(self, name, x)
             conv = nn.Conv(features, (3, 3), padding="SAME", name=name,
-                           conv_general_dilated=conv_as_matmul if self.conv_as_matmul else None)
+                           conv_general_dilated=self._convolution())
             x = max_pool_2x2(self.conv_output(act(conv(x)), index))
         x = x.reshape(x.shape[0], -1)
         for features in self.hidden_features:

@@ -1,6 +1,8 @@
 """Building blocks shared by the paper models."""
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -23,14 +25,141 @@ def by_layer_name(captured: dict, layer_names) -> dict:
 def max_pool_2x2(x: jax.Array) -> jax.Array:
     """2x2 max pooling with stride 2 on NHWC input (H and W even).
 
-    Same values as ``nn.max_pool(x, (2, 2), (2, 2))``; written as reshape + max because XLA's
-    gradient of ``reduce_window`` (select-and-scatter) costs about 3x more on CPU, and attacks and
-    the GFA term differentiate through pooling many times per step.
+    Same values as ``nn.max_pool(x, (2, 2), (2, 2))``. Written as two pairwise ``maximum``s over
+    contiguous halves (rows of a window, then the two column halves of the fused ``W x C`` axis)
+    because the gradient is then plain selects and pads that XLA fuses: on XLA:CPU the gradient
+    of ``relu`` + pooling on a ``[256, 32, 32, 32]`` activation took 33 ms as ``reduce_window``
+    (select-and-scatter) or a reshape + ``max`` over two axes (a tie-count and a divide), and
+    12 ms this way. Ties split the gradient equally at each pairwise maximum, so it stays a
+    subgradient: it sums to the window's output gradient and lands only on maximal elements.
     """
     batch, height, width, channels = x.shape
     if height % 2 or width % 2:
         raise ValueError(f"max_pool_2x2 needs even spatial dims, got {x.shape}")
-    return jnp.max(x.reshape(batch, height // 2, 2, width // 2, 2, channels), axis=(2, 4))
+    # [B, H/2, 2 (row in window), W/2, 2 * C (column in window, then channel)]: a free reshape.
+    windows = x.reshape(batch, height // 2, 2, width // 2, 2 * channels)
+    rows = jnp.maximum(windows[:, :, 0], windows[:, :, 1])
+    return jnp.maximum(rows[..., :channels], rows[..., channels:])
+
+
+# XLA:CPU's convolution kernels take a slow path when the input has fewer than 4 channels: the
+# paper CNN's first convolution (3 -> 32, 32x32, batch 256) ran in 47 ms, and in 15 ms with the
+# image zero-padded to 4 channels (and the kernel to 4 input rows): same values, as the added
+# channel and kernel rows are zeros.
+_MIN_CPU_CONV_CHANNELS = 4
+
+
+def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides, padding, lhs_dilation=None,
+                         rhs_dilation=None, dimension_numbers=None, feature_group_count: int = 1,
+                         batch_group_count: int = 1, precision=None,
+                         preferred_element_type=None) -> jax.Array:
+    """``lax.conv_general_dilated`` as our models call it, with two rewrites for XLA:CPU.
+
+    A drop-in for ``nn.Conv(conv_general_dilated=...)`` (NHWC input, HWIO kernel, as Flax calls it).
+    On CPU, for ungrouped channels-last convolutions: inputs of 1-3 channels are zero-padded to 4
+    (exact: zero channels times zero kernel rows; the gradient is a slice), and a 3x3, stride-1,
+    SAME convolution goes through :func:`conv3x3_same` (same values, faster weight gradients).
+    Anything else is ``lax.conv_general_dilated`` itself.
+    """
+    plain = functools.partial(
+        jax.lax.conv_general_dilated, window_strides=window_strides, padding=padding,
+        lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+        feature_group_count=feature_group_count, batch_group_count=batch_group_count, precision=precision,
+        preferred_element_type=preferred_element_type)
+    if not (feature_group_count == 1 and batch_group_count == 1
+            and _channels_last(dimension_numbers, lhs.ndim) and jax.default_backend() == "cpu"):
+        return plain(lhs, rhs)
+    channels = lhs.shape[-1]
+    if channels < _MIN_CPU_CONV_CHANNELS:
+        extra = _MIN_CPU_CONV_CHANNELS - channels
+        lhs = jnp.pad(lhs, [(0, 0)] * (lhs.ndim - 1) + [(0, extra)])
+        rhs = jnp.pad(rhs, [(0, 0)] * (rhs.ndim - 2) + [(0, extra), (0, 0)])
+    if _is_3x3_same(rhs.shape, window_strides, padding, lhs_dilation, rhs_dilation) and precision is None \
+            and preferred_element_type is None:
+        return conv3x3_same(lhs, rhs)
+    return plain(lhs, rhs)
+
+
+def _is_3x3_same(kernel_shape, window_strides, padding, lhs_dilation, rhs_dilation) -> bool:
+    same = padding == "SAME" or (not isinstance(padding, str) and tuple(map(tuple, padding)) == ((1, 1), (1, 1)))
+    return (tuple(kernel_shape[:2]) == (3, 3) and tuple(window_strides) == (1, 1) and same
+            and (lhs_dilation is None or tuple(lhs_dilation) == (1, 1))
+            and (rhs_dilation is None or tuple(rhs_dilation) == (1, 1)))
+
+
+def _xla_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)),
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@jax.custom_vjp
+def conv3x3_same(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """3x3, stride-1, zero-padded ("SAME") NHWC x HWIO convolution with an XLA:CPU-friendly VJP.
+
+    Why (issue 15, ``results/benchmarks/cpu_profile.md``): XLA computes a convolution's kernel gradient
+    as another convolution whose operands it first transposes to batch-minor layouts
+    (``[C, H, W, B]``); on CPU those transposes were fused with the elementwise work before them
+    and took 161 ms of the DEEP GFA step's 880 ms for conv1 alone. Here the kernel gradient is
+    im2col + one matmul (no transpose of the activations), and the input gradient is this same
+    convolution with the flipped kernel, so second derivatives (the GFA term's) stay on the same
+    two paths. Values equal XLA's convolution up to float32 summation order.
+    """
+    return _xla_conv3x3(x, kernel)
+
+
+def _conv3x3_forward(x, kernel):
+    # The output through conv3x3_same itself, not _xla_conv3x3: an outer derivative (the GFA
+    # term's second order) then differentiates it with this rule too, not with XLA's.
+    return conv3x3_same(x, kernel), (x, kernel)
+
+
+def _patches(x: jax.Array) -> jax.Array:
+    """``[B*H*W, 9*C]`` im2col patches of ``x`` (zero-padded by 1), taps in row-major order."""
+    batch, height, width, channels = x.shape
+    padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    taps = [padded[:, i:i + height, j:j + width, :] for i in range(3) for j in range(3)]
+    return jnp.concatenate(taps, axis=-1).reshape(-1, 9 * channels)
+
+
+def _contract_rows(a: jax.Array, b: jax.Array) -> jax.Array:
+    """``a.T @ b`` as one ``dot_general`` over the rows (no separate transpose in the program)."""
+    return jax.lax.dot_general(a, b, (((0,), (0,)), ((), ())))
+
+
+def conv3x3_kernel_gradient(x: jax.Array, cotangent: jax.Array) -> jax.Array:
+    """``d <cotangent, conv3x3_same(x, k)> / d k`` as im2col patches times a matmul.
+
+    ``sum_bhw xpad[b, h+i, w+j, :] c[b, h, w, :]`` equals ``sum_bhw x[b, h, w, :] cpad[b, h+2-i, w+2-j, :]``,
+    so the patches are taken of whichever operand has fewer channels (9x its size in memory).
+    """
+    channels, features = x.shape[-1], cotangent.shape[-1]
+    # The matmul contracts the long B*H*W axis. Where XLA:CPU copies an operand into another layout
+    # for it, the barrier keeps the elementwise work that produced the operand (ReLU and pooling
+    # gradients) out of that copy: fused into a transposing copy it ran 10x slower than the copy
+    # alone (results/benchmarks/cpu_profile.md).
+    x, cotangent = jax.lax.optimization_barrier((x, cotangent))
+    if channels <= features:
+        gradient = _contract_rows(_patches(x), cotangent.reshape(-1, features))  # [9C, O]: taps (i, j), C
+        return gradient.reshape(3, 3, channels, features)
+    gradient = _contract_rows(x.reshape(-1, channels), _patches(cotangent))  # [C, 9O]: taps (2 - i, 2 - j)
+    return jnp.flip(gradient.reshape(channels, 3, 3, features), (1, 2)).transpose(1, 2, 0, 3)
+
+
+def _conv3x3_backward(residuals, cotangent):
+    x, kernel = residuals
+    flipped = jnp.flip(kernel, (0, 1)).swapaxes(2, 3)  # the transposed convolution, as a convolution
+    return conv3x3_same(cotangent, flipped), conv3x3_kernel_gradient(x, cotangent)
+
+
+conv3x3_same.defvjp(_conv3x3_forward, _conv3x3_backward)
+
+
+def _channels_last(dimension_numbers, ndim: int) -> bool:
+    """Whether the convolution is NHWC x HWIO -> NHWC (what Flax passes for 2-D images)."""
+    if ndim != 4 or dimension_numbers is None or isinstance(dimension_numbers[0], str):
+        return False
+    lhs_spec, rhs_spec, out_spec = (tuple(spec) for spec in dimension_numbers)
+    return lhs_spec == out_spec == (0, 3, 1, 2) and rhs_spec == (3, 2, 0, 1)
 
 
 def conv_as_matmul(lhs: jax.Array, rhs: jax.Array, window_strides, padding, **_) -> jax.Array:

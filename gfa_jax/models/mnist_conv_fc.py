@@ -6,7 +6,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 
-from gfa_jax.models.layers import capture_layer_input, max_pool_2x2
+from gfa_jax.models.layers import capture_layer_input, conv_general_dilated, max_pool_2x2
 
 
 class ThreeConvTwoFC(nn.Module):
@@ -32,7 +32,8 @@ class ThreeConvTwoFC(nn.Module):
         for i, features in enumerate(self.conv_features):
             name = next(names)
             x = capture_layer_input(self, name, x)
-            x = nn.relu(nn.Conv(features, (3, 3), padding="SAME", name=name)(x))
+            x = nn.relu(nn.Conv(features, (3, 3), padding="SAME", name=name,
+                                   conv_general_dilated=conv_general_dilated)(x))
             if i < 2:
                 x = max_pool_2x2(x)
         x = x.reshape(x.shape[0], -1)

@@ -55,6 +55,20 @@ def test_max_pool_2x2_equals_flax_max_pool_and_its_gradient():
     np.testing.assert_allclose(g_ours, g_flax, rtol=1e-6)
 
 
+def test_max_pool_2x2_gradient_with_ties_is_a_subgradient():
+    # After ReLU whole windows tie at 0; a tie must not multiply or lose the output's gradient.
+    x = jnp.asarray([[1.0, 1.0, 0.0, 0.0], [1.0, 0.5, 0.0, 0.0], [2.0, 3.0, 0.0, 0.0], [3.0, 3.0, 0.0, -1.0]])
+    x = x.reshape(1, 4, 4, 1)
+    upstream = jnp.asarray([1.0, 2.0, 3.0, 4.0]).reshape(1, 2, 2, 1)
+    grad = jax.grad(lambda v: jnp.sum(max_pool_2x2(v) * upstream))(x)[0, :, :, 0]
+    windows = grad.reshape(2, 2, 2, 2).transpose(0, 2, 1, 3).reshape(2, 2, 4)
+    np.testing.assert_allclose(windows.sum(-1), upstream[0, :, :, 0], rtol=1e-6)
+    maximal = (x[0, :, :, 0].reshape(2, 2, 2, 2).transpose(0, 2, 1, 3).reshape(2, 2, 4)
+               == max_pool_2x2(x)[0, :, :, 0][..., None])
+    assert bool(jnp.all(jnp.where(maximal, True, windows == 0)))
+    assert bool(jnp.all(windows >= 0))
+
+
 def test_max_pool_2x2_rejects_odd_sizes():
     with pytest.raises(ValueError, match="even"):
         max_pool_2x2(jnp.zeros((1, 5, 4, 1)))
