@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import pathlib
 import sys
@@ -74,6 +73,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from benchmarks.common import (  # noqa: E402
     WARMUP_CALLS,
     compiled_flops,
+    emit_report,
     machine_info,
     matmul_peak_flops,
     time_jitted,
@@ -574,11 +574,7 @@ def main() -> None:
         kinds = ["cnn", "mlp"] if args.model == "both" else [args.model]
         report.update(benchmark="attacks", matmul_peak_flops=peak,
                       models=[benchmark_model(kind, [all_cases[n] for n in names], args, peak) for kind in kinds])
-    report["load_average"] = {"start": load_start, "end": list(os.getloadavg())}
-    text = json.dumps(report, indent=2)
-    if args.out:
-        pathlib.Path(args.out).write_text(text + "\n")
-    print(text)
+    emit_report(report, args.out, load_start)
 
 
 if __name__ == "__main__":

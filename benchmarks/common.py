@@ -1,7 +1,9 @@
 """Shared measuring tools for the benchmarks: machine facts, matmul peak, compile/steady timing."""
 from __future__ import annotations
 
+import json
 import os
+import pathlib
 import platform
 import time
 
@@ -84,3 +86,12 @@ def time_jitted(fn, args, *, steps: int, carry_first: bool = False) -> dict:
         "steps_timed": steps,
         "xla_flops": flops,
     }
+
+
+def emit_report(report: dict, out: str | None, load_start: list[float]) -> None:
+    """Record the load average over the run, print the JSON report, and write it to ``out`` if given."""
+    report["load_average"] = {"start": load_start, "end": list(os.getloadavg())}
+    text = json.dumps(report, indent=2)
+    if out:
+        pathlib.Path(out).write_text(text + "\n")
+    print(text)

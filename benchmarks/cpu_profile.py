@@ -166,7 +166,7 @@ def main() -> None:
         child(args)
         return
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-    from benchmarks.common import machine_info
+    from benchmarks.common import emit_report, machine_info
 
     load_start = list(os.getloadavg())
     report = {"benchmark": "cpu_profile", "machine": machine_info(), "batch": args.batch, "programs": {}}
@@ -183,11 +183,7 @@ def main() -> None:
             print(f"[cpu_profile] {program} {variant}: {row['steady_seconds_median']:.3f} s, "
                   f"{row['minor_page_faults_per_call']:.0f} page faults per call", file=sys.stderr, flush=True)
     report["micro"] = micro_timings(args.batch, args.repeats)
-    report["load_average"] = {"start": load_start, "end": list(os.getloadavg())}
-    text = json.dumps(report, indent=2)
-    if args.out:
-        pathlib.Path(args.out).write_text(text + "\n")
-    print(text)
+    emit_report(report, args.out, load_start)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import pathlib
 import sys
@@ -27,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import compiled_flops, machine_info, matmul_peak_flops  # noqa: E402
+from benchmarks.common import compiled_flops, emit_report, machine_info, matmul_peak_flops  # noqa: E402
 from gfa_jax import gfa  # noqa: E402
 from gfa_jax.models import cnn  # noqa: E402
 
@@ -107,12 +106,8 @@ def main() -> None:
         print(f"[gfa_step_probe] {k}: {median:.3f} s, {100 * results[k]['efficiency_vs_matmul_peak']:.1f} % of peak",
               file=sys.stderr, flush=True)
     report = {"benchmark": "gfa_step_probe", "machine": machine_info(), "batch": args.batch, "beta": beta,
-              "matmul_peak_flops": peak, "max_abs_grad_diff": diff, "variants": results,
-              "load_average": {"start": load_start, "end": list(os.getloadavg())}}
-    text = json.dumps(report, indent=2)
-    if args.out:
-        pathlib.Path(args.out).write_text(text + "\n")
-    print(text)
+              "matmul_peak_flops": peak, "max_abs_grad_diff": diff, "variants": results}
+    emit_report(report, args.out, load_start)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import os
 import pathlib
 import re
@@ -32,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import machine_info  # noqa: E402
+from benchmarks.common import emit_report, machine_info  # noqa: E402
 from gfa_jax.attacks import get_attack, loops  # noqa: E402
 from gfa_jax.data import MODEL_INPUT_BOUNDS  # noqa: E402
 from gfa_jax.models import PaperCNN  # noqa: E402
@@ -97,12 +96,8 @@ def main() -> None:
               f"{results[name]['compile_seconds']:.1f} s, convs {results[name]['conv_dim_labels']}",
               file=sys.stderr, flush=True)
     report = {"benchmark": "loop_probe", "machine": machine_info(), "attack": f"pgd-{args.steps}",
-              "model": "paper_cnn", "batch": args.batch, "repeats": args.repeats, "variants": results,
-              "load_average": {"start": load_start, "end": list(os.getloadavg())}}
-    text = json.dumps(report, indent=2)
-    if args.out:
-        pathlib.Path(args.out).write_text(text + "\n")
-    print(text)
+              "model": "paper_cnn", "batch": args.batch, "repeats": args.repeats, "variants": results}
+    emit_report(report, args.out, load_start)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import pathlib
 import sys
@@ -34,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import compiled_flops, machine_info, matmul_peak_flops, time_jitted  # noqa: E402
+from benchmarks.common import compiled_flops, emit_report, machine_info, matmul_peak_flops, time_jitted  # noqa: E402
 from gfa_jax import config as gfa_config  # noqa: E402
 from gfa_jax.training import multiseed, optimizers, train_state, train_step  # noqa: E402
 from gfa_jax.defenses.compose import make_objective  # noqa: E402
@@ -231,12 +230,8 @@ def main() -> None:
         print(f"[train_step] {case['impl']} {case['strategy']} seeds={case['seeds']} "
               f"{'conv_as_matmul ' if case.get('conv_as_matmul') else ''}{case['steady_seconds_median']:.3f} s"
               + (f", {100 * eff:.1f} % of peak" if eff else ""), file=sys.stderr)
-    text = json.dumps({"benchmark": "train_step", "machine": machine_info(), "matmul_peak_flops": peak,
-                       "cases": cases, "ratios": ratios, "load_average": {"start": load_start,
-                                                                          "end": list(os.getloadavg())}}, indent=2)
-    if args.out:
-        pathlib.Path(args.out).write_text(text + "\n")
-    print(text)
+    emit_report({"benchmark": "train_step", "machine": machine_info(), "matmul_peak_flops": peak,
+                 "cases": cases, "ratios": ratios}, args.out, load_start)
 
 
 if __name__ == "__main__":
