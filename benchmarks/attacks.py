@@ -84,7 +84,7 @@ from gfa_jax.models import PaperCNN, PaperMLP  # noqa: E402
 
 MODELS = {"cnn": (PaperCNN, (32, 32, 3)), "mlp": (PaperMLP, (28, 28, 1))}
 NUM_CLASSES = 10
-EPS01, ALPHA01 = 8 / 255, 2 / 255  # torchattacks' L-inf defaults, in [0, 1] units
+EPS01 = 8 / 255  # torchattacks' L-inf default (its step: eps / 4), in [0, 1] units
 DEFAULT_ATTACKS = "fgsm,pgd,mifgsm,apgd,square,deepfool,cw_l2,bim,ffgsm,nifgsm,pgd_l2,apgd_t,fab_t"
 SWEEP_EPS01 = (1 / 255, 2 / 255, 3 / 255, 4 / 255, 6 / 255, 8 / 255, 12 / 255, 16 / 255)
 SWEEP_SEEDS = 5
@@ -116,45 +116,47 @@ class Case:
     note: str = ""
 
 
-def make_cases(square_queries: int) -> dict[str, Case]:
+def make_cases(square_queries: int, eps01: float = EPS01) -> dict[str, Case]:
+    """Every case at L-inf radius ``eps01`` (on [0, 1] inputs; step ``eps01 / 4``, torchattacks' ratio)."""
+    alpha01 = eps01 / 4
     steps = 10
-    linf = {"eps": pm1(EPS01), "alpha": pm1(ALPHA01), "steps": steps}
-    linf01 = {"eps": EPS01, "alpha": ALPHA01, "steps": steps}
+    linf = {"eps": pm1(eps01), "alpha": pm1(alpha01), "steps": steps}
+    linf01 = {"eps": eps01, "alpha": alpha01, "steps": steps}
     grads = (steps, steps)
     apgd_iter, n_targets = 10, NUM_CLASSES - 1
     df_iter, cw_steps, fab_iter = 50, 50, 10
     cases = [
-        Case("fgsm", "FGSM", {"eps": pm1(EPS01)}, {"eps": EPS01}, (1, 1)),
+        Case("fgsm", "FGSM", {"eps": pm1(eps01)}, {"eps": eps01}, (1, 1)),
         Case("pgd", "PGD", {**linf, "random_start": True}, {**linf01, "random_start": True}, grads),
         Case("bim", "BIM", linf, linf01, grads),
         Case("mifgsm", "MIFGSM", {**linf, "decay": 1.0}, {**linf01, "decay": 1.0}, grads),
         Case("nifgsm", "NIFGSM", {**linf, "decay": 1.0}, {**linf01, "decay": 1.0}, grads),
-        Case("ffgsm", "FFGSM", {"eps": pm1(EPS01), "alpha": pm1(10 / 255)}, {"eps": EPS01, "alpha": 10 / 255},
+        Case("ffgsm", "FFGSM", {"eps": pm1(eps01), "alpha": pm1(10 / 255)}, {"eps": eps01, "alpha": 10 / 255},
              (1, 1)),
         Case("pgd_l2", "PGDL2", {"eps": pm1(1.0), "alpha": pm1(0.2), "steps": steps, "random_start": True},
              {"eps": 1.0, "alpha": 0.2, "steps": steps, "random_start": True}, grads),
-        Case("apgd", "APGD", {"eps": pm1(EPS01), "n_iter": apgd_iter, "n_restarts": 1, "loss": "ce", "rho": 0.75},
-             {"norm": "Linf", "eps": EPS01, "steps": apgd_iter, "n_restarts": 1, "loss": "ce", "rho": 0.75,
+        Case("apgd", "APGD", {"eps": pm1(eps01), "n_iter": apgd_iter, "n_restarts": 1, "loss": "ce", "rho": 0.75},
+             {"norm": "Linf", "eps": eps01, "steps": apgd_iter, "n_restarts": 1, "loss": "ce", "rho": 0.75,
               "seed": 0},
              (apgd_iter + 1, apgd_iter + 1), upper_bound=True,
              note="torchattacks APGD defaults (Linf, 10 steps, 1 restart, ce); ours stops once every sample is "
                   "fooled"),
-        Case("apgd_t", "APGDT", {"eps": pm1(EPS01), "n_iter": apgd_iter, "n_target_classes": n_targets,
+        Case("apgd_t", "APGDT", {"eps": pm1(eps01), "n_iter": apgd_iter, "n_target_classes": n_targets,
                                  "n_restarts": 1, "rho": 0.75},
-             {"norm": "Linf", "eps": EPS01, "steps": apgd_iter, "n_restarts": 1, "rho": 0.75, "seed": 0,
+             {"norm": "Linf", "eps": eps01, "steps": apgd_iter, "n_restarts": 1, "rho": 0.75, "seed": 0,
               "n_classes": NUM_CLASSES},
              (n_targets * (apgd_iter + 1),) * 2, upper_bound=True,
              note="torchattacks APGDT defaults (9 target classes, 10 steps); both attack only samples still "
                   "robust (ours: loops end once every sample is fooled)"),
-        Case("square", "Square", {"eps": pm1(EPS01), "n_queries": square_queries, "p_init": 0.8, "n_restarts": 1,
+        Case("square", "Square", {"eps": pm1(eps01), "n_queries": square_queries, "p_init": 0.8, "n_restarts": 1,
                                   "loss": "margin"},
-             {"norm": "Linf", "eps": EPS01, "n_queries": square_queries, "n_restarts": 1, "p_init": 0.8,
+             {"norm": "Linf", "eps": eps01, "n_queries": square_queries, "n_restarts": 1, "p_init": 0.8,
               "loss": "margin", "resc_schedule": True, "seed": 0},
              (square_queries + 1, 0), upper_bound=True,
              note=f"{square_queries} queries (torchattacks default 5000); both exit early once all samples "
                   "are fooled"),
-        Case("fab_t", "FAB", {"eps": pm1(EPS01), "n_iter": fab_iter, "n_target_classes": n_targets, "n_restarts": 1},
-             {"norm": "Linf", "eps": EPS01, "steps": fab_iter, "n_restarts": 1, "multi_targeted": True,
+        Case("fab_t", "FAB", {"eps": pm1(eps01), "n_iter": fab_iter, "n_target_classes": n_targets, "n_restarts": 1},
+             {"norm": "Linf", "eps": eps01, "steps": fab_iter, "n_restarts": 1, "multi_targeted": True,
               "n_classes": NUM_CLASSES, "seed": 0},
              (n_targets * 2 * fab_iter, n_targets * fab_iter), upper_bound=True,
              note="FAB-T (9 targets, 10 steps): torchattacks FAB(multi_targeted=True); both attack only samples "
@@ -543,6 +545,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--torch-small-batch", type=int, default=16,
                         help="batch on which per-image torch attacks (DeepFool) are timed, then scaled")
     parser.add_argument("--square-queries", type=int, default=100)
+    parser.add_argument("--eps01", type=float, default=EPS01,
+                        help="L-inf radius on [0, 1] inputs (default 8/255: every sample of the random models falls "
+                             "in the first iterations; a small radius keeps samples robust, so early-stopping "
+                             "attacks run their whole budget)")
     parser.add_argument("--eps-sweep", action="store_true", help="run the PGD eps x seeds sweep instead")
     parser.add_argument("--out", default=None, help="also write the JSON report to this file")
     return parser.parse_args()
@@ -565,14 +571,14 @@ def main() -> None:
     if args.eps_sweep:
         report.update(eps_sweep(args))
     else:
-        all_cases = make_cases(args.square_queries)
+        all_cases = make_cases(args.square_queries, args.eps01)
         names = [n.strip() for n in args.attacks.split(",") if n.strip()]
         unknown = sorted(set(names) - set(all_cases))
         if unknown:
             raise SystemExit(f"No benchmark case for {unknown}; available: {sorted(all_cases)}")
         peak = matmul_peak_flops()
         kinds = ["cnn", "mlp"] if args.model == "both" else [args.model]
-        report.update(benchmark="attacks", matmul_peak_flops=peak,
+        report.update(benchmark="attacks", matmul_peak_flops=peak, eps01=args.eps01,
                       models=[benchmark_model(kind, [all_cases[n] for n in names], args, peak) for kind in kinds])
     emit_report(report, args.out, load_start)
 

@@ -241,6 +241,12 @@ def build(results: pathlib.Path) -> str:
     if profile:
         out += ["## Issue 15: where a CNN gradient's time goes on XLA:CPU (`cpu_profile.json`)", ""]
         out += profile_table(profile, "cpu_profile.json")
+    small = load(results / "attacks_v3_small_eps.json")
+    if small:
+        out += [f"## Issue 15: early-stopping attacks on their whole budget (L-inf eps {small['eps01']:g} on [0, 1])", "",
+                "At this radius most samples of the random models stay robust (robust accuracy in the last column), so "
+                "APGD, APGD-T, FAB-T and Square cannot stop early: their ratios here are per-iteration speed.", ""]
+        out += attack_table(small, "attacks_v3_small_eps.json")
     for name in ("attacks_v3.json", "attacks_v3_before.json"):
         report = load(results / name)
         if report:

@@ -189,3 +189,24 @@ def test_jsma(mlp, targeted):
     np.testing.assert_array_equal(np.asarray(res.norm)[ok], l0[ok])
     assert np.all(l0 <= 2 * np.ceil(36 * 0.3 / 2))
     np.testing.assert_array_equal(np.asarray(res.x_adv)[~ok], np.asarray(x)[~ok])
+
+
+def test_fab_sorts_like_xla_on_cpu_and_projects_onto_the_hyperplane_in_the_box(monkeypatch):
+    # argsort_rows sorts through NumPy on CPU (XLA:CPU's sort is ~14x slower): the same stable order,
+    # ties and vmap included, hence the same projection as with XLA's argsort.
+    from gfa_jax.attacks.minimum_norm import fab
+
+    values = jax.random.uniform(jax.random.key(0), (5, 40)).at[:, :8].set(0.5)
+    stacked = jnp.stack([values, values[::-1]])
+    np.testing.assert_array_equal(jax.jit(fab.argsort_rows)(values), jnp.argsort(values, axis=-1))
+    np.testing.assert_array_equal(jax.jit(jax.vmap(fab.argsort_rows))(stacked), jnp.argsort(stacked, axis=-1))
+
+    t = jax.random.uniform(jax.random.key(1), (6, 30))
+    w = jax.random.normal(jax.random.key(2), (6, 30))
+    b = jnp.sum(w * 0.5, axis=1) + 0.3 * jax.random.normal(jax.random.key(3), (6,))
+    d = jax.jit(fab.projection_linf)(t, w, b)
+    z = t + d
+    assert bool(jnp.all((z >= -1e-6) & (z <= 1 + 1e-6)))
+    np.testing.assert_allclose(jnp.sum(w * z, axis=1), b, atol=1e-4)
+    monkeypatch.setattr(fab, "argsort_rows", lambda v: jnp.argsort(v, axis=-1))
+    np.testing.assert_array_equal(jax.jit(fab.projection_linf)(t, w, b), d)
