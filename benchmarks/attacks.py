@@ -15,7 +15,7 @@ What is measured, per model (``PaperCNN`` on 32x32x3, ``PaperMLP`` on 28x28x1, r
 
 - JAX: ``get_attack(name).fn(logits_fn, x, y, key, ...)`` under ``jax.jit`` (parameters are jit
   arguments, not constants): compile seconds, steady seconds per batch (median of ``--repeats``
-  calls after a warm-up, ``block_until_ready``), XLA's FLOP count of the compiled program and an
+  calls after two warm-up calls, ``block_until_ready``), XLA's FLOP count of the compiled program and an
   efficiency ``flops / steady seconds / measured matmul peak``.
   XLA's cost analysis counts a loop body ONCE (it does not multiply by trip counts; checked: PGD
   with 10 and 20 steps report the same count), so ``xla_flops`` is roughly one iteration plus the
@@ -29,7 +29,7 @@ What is measured, per model (``PaperCNN`` on 32x32x3, ``PaperMLP`` on 28x28x1, r
   CNN fc1's input rows permuted from NHWC to NCHW flatten order); the max |logit difference| is
   reported. torchattacks works on [0, 1] inputs, so the torch model is wrapped with
   ``x01 -> 2 x01 - 1`` and every radius / step size is halved (``eps_01 = eps_pm1 / 2``). The matching
-  torchattacks attack is timed (median of ``--repeats`` after a warm-up) with the hyperparameters in
+  torchattacks attack is timed (median of ``--repeats`` after two warm-up calls) with the hyperparameters in
   each case's ``jax_kwargs`` / ``torch_kwargs``; ``torch_over_jax`` is the ratio of steady times.
 - Labels are the model's own predictions on the uniform random inputs, so clean accuracy is 100%
   and every sample is attacked (torchattacks' DeepFool / Square / APGD skip misclassified samples).
@@ -539,7 +539,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--model", default="both", choices=["cnn", "mlp", "both"])
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--attacks", default=DEFAULT_ATTACKS, help="comma-separated; default: %(default)s")
-    parser.add_argument("--repeats", type=int, default=5, help="timed calls per case (after a warm-up)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per case (after two warm-up calls)")
     parser.add_argument("--torch", action=argparse.BooleanOptionalAction, default=torch_available(),
                         help="also time torchattacks (default: on when torch and torchattacks import)")
     parser.add_argument("--torch-small-batch", type=int, default=16,
