@@ -114,11 +114,8 @@ def _conv3x3_forward(x, kernel):
 
 
 def _patches(x: jax.Array) -> jax.Array:
-    """``[B*H*W, 9*C]`` im2col patches of ``x`` (zero-padded by 1), taps in row-major order."""
-    batch, height, width, channels = x.shape
-    padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    taps = [padded[:, i:i + height, j:j + width, :] for i in range(3) for j in range(3)]
-    return jnp.concatenate(taps, axis=-1).reshape(-1, 9 * channels)
+    """``[B*H*W, 9*C]`` im2col patches of ``x`` for a 3x3 SAME window, taps in row-major order."""
+    return im2col(x, (3, 3), ((1, 1), (1, 1))).reshape(-1, 9 * x.shape[-1])
 
 
 def _contract_rows(a: jax.Array, b: jax.Array) -> jax.Array:
@@ -173,14 +170,21 @@ def conv_as_matmul(lhs: jax.Array, rhs: jax.Array, window_strides, padding, **_)
     if tuple(window_strides) != (1,) * (lhs.ndim - 2):
         raise ValueError(f"conv_as_matmul needs stride 1, got {window_strides}")
     kh, kw, cin, cout = rhs.shape
-    _, height, width, _ = lhs.shape
+    return im2col(lhs, (kh, kw), padding) @ rhs.reshape(kh * kw * cin, cout)
+
+
+def im2col(x: jax.Array, window: tuple[int, int], padding) -> jax.Array:
+    """``[B, H', W', kh*kw*C]``: the stride-1 ``window`` patches of NHWC ``x`` (shifted slices of the
+    padded input, concatenated; taps in row-major order, then channels). ``padding``: a string or
+    ``((top, bottom), (left, right))`` as ``lax.conv_general_dilated`` takes it."""
+    kh, kw = window
+    _, height, width, _ = x.shape
     if isinstance(padding, str):
         padding = jax.lax.padtype_to_pads((height, width), (kh, kw), (1, 1), padding)
-    padded = jnp.pad(lhs, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
+    padded = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
     out_h, out_w = padded.shape[1] - kh + 1, padded.shape[2] - kw + 1
-    patches = jnp.concatenate(
+    return jnp.concatenate(
         [padded[:, i:i + out_h, j:j + out_w, :] for i in range(kh) for j in range(kw)], axis=-1)
-    return patches @ rhs.reshape(kh * kw * cin, cout)
 
 
 def capture_layer_input(module: nn.Module, name: str, h: jax.Array) -> jax.Array:
