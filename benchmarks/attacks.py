@@ -78,13 +78,14 @@ from benchmarks.common import (  # noqa: E402
     matmul_peak_flops,
     time_jitted,
 )
-from gfa_jax.attacks import MinNormResult, get_attack  # noqa: E402
+from gfa_jax.attacks import MinNormResult, get_attack, loops  # noqa: E402
 from gfa_jax.data import MODEL_INPUT_BOUNDS  # noqa: E402
 from gfa_jax.models import PaperCNN, PaperMLP  # noqa: E402
 
 MODELS = {"cnn": (PaperCNN, (32, 32, 3)), "mlp": (PaperMLP, (28, 28, 1))}
 NUM_CLASSES = 10
 EPS01 = 8 / 255  # torchattacks' L-inf default (its step: eps / 4), in [0, 1] units
+COMPACTED = ("apgd", "apgd_t", "fab_t")
 DEFAULT_ATTACKS = "fgsm,pgd,mifgsm,apgd,square,deepfool,cw_l2,bim,ffgsm,nifgsm,pgd_l2,apgd_t,fab_t"
 SWEEP_EPS01 = (1 / 255, 2 / 255, 3 / 255, 4 / 255, 6 / 255, 8 / 255, 12 / 255, 16 / 255)
 SWEEP_SEEDS = 5
@@ -116,7 +117,7 @@ class Case:
     note: str = ""
 
 
-def make_cases(square_queries: int, eps01: float = EPS01) -> dict[str, Case]:
+def make_cases(square_queries: int, eps01: float = EPS01, chunk_size: int | None = None) -> dict[str, Case]:
     """Every case at L-inf radius ``eps01`` (on [0, 1] inputs; step ``eps01 / 4``, torchattacks' ratio)."""
     alpha01 = eps01 / 4
     steps = 10
@@ -173,6 +174,9 @@ def make_cases(square_queries: int, eps01: float = EPS01) -> dict[str, Case]:
                   f"{cw_steps} Adam steps; our default would be 9 binary-search steps x 1000 steps (not timed); "
                   "early abort per sample (ours) vs on the batch cost (torchattacks)"),
     ]
+    if chunk_size is not None:  # the attacks whose runs are compacted to the samples still robust
+        cases = [dataclasses.replace(c, jax_kwargs={**c.jax_kwargs, "chunk_size": chunk_size})
+                 if c.name in COMPACTED else c for c in cases]
     return {case.name: case for case in cases}
 
 
@@ -549,6 +553,9 @@ def parse_args() -> argparse.Namespace:
                         help="L-inf radius on [0, 1] inputs (default 8/255: every sample of the random models falls "
                              "in the first iterations; a small radius keeps samples robust, so early-stopping "
                              "attacks run their whole budget)")
+    parser.add_argument("--chunk-size", type=int, default=None,
+                        help="samples per chunk of the compacted APGD / APGD-T / FAB-T runs (default: the "
+                             "library's, gfa_jax.attacks.loops.chunk_rows)")
     parser.add_argument("--eps-sweep", action="store_true", help="run the PGD eps x seeds sweep instead")
     parser.add_argument("--out", default=None, help="also write the JSON report to this file")
     return parser.parse_args()
@@ -571,7 +578,7 @@ def main() -> None:
     if args.eps_sweep:
         report.update(eps_sweep(args))
     else:
-        all_cases = make_cases(args.square_queries, args.eps01)
+        all_cases = make_cases(args.square_queries, args.eps01, args.chunk_size)
         names = [n.strip() for n in args.attacks.split(",") if n.strip()]
         unknown = sorted(set(names) - set(all_cases))
         if unknown:
@@ -579,6 +586,7 @@ def main() -> None:
         peak = matmul_peak_flops()
         kinds = ["cnn", "mlp"] if args.model == "both" else [args.model]
         report.update(benchmark="attacks", matmul_peak_flops=peak, eps01=args.eps01,
+                      chunk_rows=loops.chunk_rows(args.batch, args.chunk_size),
                       models=[benchmark_model(kind, [all_cases[n] for n in names], args, peak) for kind in kinds])
     emit_report(report, args.out, load_start)
 

@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/summarize.py            # reads and writes results/benchmarks/
 
-Tables: issue 15's before / after runs (``attacks_v3_before.json`` vs ``attacks_v3.json``,
+Tables: issue 15's before / after runs (``attacks_v3_before.json`` vs ``attacks_v4.json``, the
+whole-budget runs ``attacks_v3_small_eps.json`` vs ``attacks_v4_small_eps.json``,
 ``train_step_cnn_v3_before.json`` vs ``train_step_cnn_v3.json``) with its targets marked met or not;
 attacks before (``attacks_<model>.json``, ``attacks_cnn_unrolled.json``) and after
 (``attacks_<model>_v2.json``) per model: JAX seconds, compile seconds, torchattacks seconds, the
@@ -227,12 +228,21 @@ def build(results: pathlib.Path) -> str:
            "Commands to regenerate them: `results/README.md`. All times are seconds per call (median);",
            "torch / JAX > 1 means ours is faster. Timings from runs on a loaded machine are only comparable",
            "within one file (side by side), not across files.", ""]
-    before, after = load(results / "attacks_v3_before.json"), load(results / "attacks_v3.json")
+    before, after = load(results / "attacks_v3_before.json"), load(results / "attacks_v4.json")
     if before and after:
-        out += ["## Issue 15, after the page-fault, pooling and convolution fixes: attacks vs torchattacks", "",
-                "Both runs on the quiet machine, one after the other; before = main at 237c174 (`git worktree`), "
-                "after = this commit. Causes and evidence: `cpu_profile.md`.", ""]
-        out += target_table(before, after, "attacks_v3_before.json", "attacks_v3.json")
+        out += ["## Issue 15: attacks vs torchattacks, before and after", "",
+                "Before = main at 237c174 (`git worktree`, session 6, quiet machine); after = session 7's code "
+                "(page-fault, pooling, convolution and sorting fixes, and runs compacted to the samples still "
+                "robust), quiet machine. Causes and evidence: `cpu_profile.md`.", ""]
+        out += target_table(before, after, "attacks_v3_before.json", "attacks_v4.json")
+    before, after = load(results / "attacks_v3_small_eps.json"), load(results / "attacks_v4_small_eps.json")
+    if before and after:
+        out += [f"## Issue 15: early-stopping attacks on their whole budget (L-inf eps {after['eps01']:g} on [0, 1])",
+                "", "At this radius most samples of the random models stay robust (robust accuracy in the tables "
+                "below), so APGD, APGD-T, FAB-T and Square cannot stop early. Before = session 6 (full-batch runs "
+                "with masks); after = each run compacted to the samples still robust (chunks of "
+                f"{after.get('chunk_rows', '?')} on CPU) and FAB's faster sort.", ""]
+        out += target_table(before, after, "attacks_v3_small_eps.json", "attacks_v4_small_eps.json")
     before, after = load(results / "train_step_cnn_v3_before.json"), load(results / "train_step_cnn_v3.json")
     if before and after:
         out += ["## Issue 15: the DEEP GFA train step vs PyTorch's double backward", ""]
@@ -241,13 +251,8 @@ def build(results: pathlib.Path) -> str:
     if profile:
         out += ["## Issue 15: where a CNN gradient's time goes on XLA:CPU (`cpu_profile.json`)", ""]
         out += profile_table(profile, "cpu_profile.json")
-    small = load(results / "attacks_v3_small_eps.json")
-    if small:
-        out += [f"## Issue 15: early-stopping attacks on their whole budget (L-inf eps {small['eps01']:g} on [0, 1])", "",
-                "At this radius most samples of the random models stay robust (robust accuracy in the last column), so "
-                "APGD, APGD-T, FAB-T and Square cannot stop early: their ratios here are per-iteration speed.", ""]
-        out += attack_table(small, "attacks_v3_small_eps.json")
-    for name in ("attacks_v3.json", "attacks_v3_before.json"):
+    for name in ("attacks_v4_small_eps.json", "attacks_v3_small_eps.json", "attacks_v4.json", "attacks_v3.json",
+                 "attacks_v3_before.json"):
         report = load(results / name)
         if report:
             out += [f"### Every case (`{name}`)", ""] + attack_table(report, name)

@@ -424,7 +424,7 @@ def _apgd(logits_fn, x, y, key, eps, which, restarts, *, loss_fns, norm, bounds,
     loss_fn = _select_loss(loss_fns, which)
     clean_wrong = _wrong(logits_fn(x), y)
     x_adv, _ = run_with_restarts(
-        lambda _r: (lambda logits: loss_fn(logits, y)), logits_fn, x, y, key, eps=eps, bounds=bounds,
+        lambda _r, rows: (lambda logits: loss_fn(logits, y[rows])), logits_fn, x, y, key, eps=eps, bounds=bounds,
         norm=norm, n_iter=n_iter, n_runs=restarts, fooled_init=clean_wrong)
     x_adv = jnp.where(_per_sample(clean_wrong, x) > 0, x, x_adv)
     return _project(x_adv, x, eps, norm, bounds)

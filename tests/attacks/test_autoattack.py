@@ -14,6 +14,7 @@ from tiny_models import (
     trained_mlp,
 )
 
+from gfa_jax import attacks
 from gfa_jax.attacks import base
 from gfa_jax.attacks.gradient.apgd import (
     _schedule_arrays,
@@ -249,3 +250,75 @@ def test_autoattack_at_least_as_strong_as_each_member_and_record_consistent(mlp)
     for i in range(len(names) + 1):
         np.testing.assert_allclose(acc[i], np.mean((first == ROBUST) | (first >= i)))
     assert acc[-1] < acc[0]
+
+
+# ----------------------------------------------------------------------------- compaction
+
+COMPACTION_CASES = {
+    "apgd": {"eps": 0.2, "n_iter": 8, "n_restarts": 2},
+    "apgd_t": {"eps": 0.2, "n_iter": 6, "n_target_classes": 3},
+    "fab_t": {"eps": 0.2, "n_iter": 6, "n_target_classes": 3},
+}
+
+
+def batch_invariant_mlp_apply(params, x):
+    """:func:`mlp_apply` with each layer a broadcast product and sum: a sample's logits (and their
+    gradient) do not depend on the batch it comes in, bit for bit (a matmul's may, in the last bit,
+    with the batch size), so the chunked and unchunked runs can be compared exactly."""
+    h = x.reshape(x.shape[0], -1)
+    for i, (w, b) in enumerate(params):
+        h = jnp.sum(h[:, :, None] * w[None], axis=1) + b
+        if i < len(params) - 1:
+            h = jnp.tanh(h)
+    return h
+
+
+@pytest.mark.parametrize("name", sorted(COMPACTION_CASES))
+def test_compacted_runs_match_the_masked_full_batch(name):
+    """Chunks of 5 (the last one padded) give each sample what one full-batch chunk gives it, and the
+    model only ever sees the whole batch (clean logits) or chunk-sized batches."""
+    params, x, y = trained_mlp()
+    x, y = x[:N], y[:N]
+    f = lambda z: batch_invariant_mlp_apply(params, z)  # noqa: E731
+    seen = set()
+
+    def logits_fn(z):
+        seen.add(z.shape[0])
+        return f(z)
+
+    fn = attacks.get_attack(name).fn
+    run = lambda c: jax.jit(lambda: fn(logits_fn, x, y, jax.random.key(4), bounds=BOUNDS, chunk_size=c,  # noqa: E731
+                                       **COMPACTION_CASES[name]))()
+    x_full = run(N)
+    seen.clear()
+    x_chunked = run(5)
+    assert seen <= {N, 5} and 5 in seen
+    fooled_full = np.asarray(jnp.argmax(f(x_full), -1) != y)
+    fooled_chunked = np.asarray(jnp.argmax(f(x_chunked), -1) != y)
+    assert 0 < fooled_full.sum() < N  # both outcomes occur
+    np.testing.assert_array_equal(fooled_chunked, fooled_full)
+    # a sample left robust ran the same iterations from the same start: the same point (a fooled
+    # one may stop at a different misclassified point: its loop ends with its chunk's)
+    robust = ~fooled_full
+    np.testing.assert_allclose(np.asarray(x_chunked)[robust], np.asarray(x_full)[robust], atol=1e-6)
+
+
+def test_autoattack_members_spend_nothing_on_skipped_samples(mlp):
+    f, x, y = mlp
+    rows_seen = []
+
+    def logits_fn(z):
+        jax.debug.callback(lambda n: rows_seen.append(int(n)), z.shape[0])
+        return f(z)
+
+    skip = jnp.arange(N) >= 3  # attack three samples only
+    for name in ("apgd-ce", "apgd-t", "fab-t"):
+        rows_seen.clear()
+        x_adv = jax.jit(lambda: run_member(name, logits_fn, x, y, jax.random.key(5), eps=0.1, bounds=BOUNDS,
+                                           norm="linf", n_iter=5, n_target_classes=2, skip=skip,
+                                           chunk_size=4))()
+        jax.block_until_ready(x_adv)
+        np.testing.assert_array_equal(np.asarray(x_adv)[3:], np.asarray(x)[3:])
+        # clean logits see the whole batch; every run sees one chunk of 4 (three samples and padding)
+        assert sum(n for n in rows_seen if n != N) > 0
+        assert all(n in (N, 4) for n in rows_seen), sorted(set(rows_seen))

@@ -121,3 +121,49 @@ def test_early_stop_keeps_each_samples_outcome(name, eps, monkeypatch):
     np.testing.assert_array_equal(correct_early, correct_full)
     # samples never fooled ran the same iterations: the same point
     np.testing.assert_allclose(np.asarray(x_early)[correct_full], np.asarray(x_full)[correct_full], atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- compaction
+
+
+def count_visits(active, chunk_size):
+    """(visits per row, chunks run) of ``for_active_chunks`` over ``active``."""
+    b = active.shape[0]
+
+    def visit(rows, valid, carry):
+        visits, n_chunks = carry
+        return visits.at[jnp.where(valid, rows, b)].add(1, mode="drop"), n_chunks + 1
+
+    return loops.for_active_chunks(visit, (jnp.zeros(b, jnp.int32), jnp.asarray(0)), active,
+                                   chunk_size=chunk_size)
+
+
+def test_for_active_chunks_visits_each_active_row_once_in_as_few_chunks_as_needed():
+    active = jnp.array([1, 0, 1, 1, 0, 1, 1, 0, 0, 1, 1], bool)  # 7 of 11
+    visits, n_chunks = jax.jit(count_visits, static_argnums=1)(active, 3)
+    np.testing.assert_array_equal(np.asarray(visits), np.asarray(active, np.int32))
+    assert int(n_chunks) == 3  # ceil(7 / 3), not ceil(11 / 3)
+    visits, n_chunks = count_visits(jnp.zeros(11, bool), 3)
+    assert int(n_chunks) == 0 and int(visits.sum()) == 0
+    # vmapped over different active sets: every set is covered, the loop runs for the largest
+    sets = jnp.stack([active, jnp.zeros(11, bool), jnp.ones(11, bool)])
+    visits, n_chunks = jax.vmap(lambda a: count_visits(a, 4))(sets)
+    np.testing.assert_array_equal(np.asarray(visits), np.asarray(sets, np.int32))
+    np.testing.assert_array_equal(np.asarray(n_chunks), [2, 0, 3])
+
+
+def test_scatter_rows_drops_padding_even_where_it_repeats_a_row():
+    full = (jnp.zeros(4), jnp.zeros((4, 2)))
+    rows, valid = jnp.array([0, 2, 0]), jnp.array([True, True, False])
+    out = loops.scatter_rows(full, rows, valid, (jnp.array([1.0, 2.0, 9.0]), jnp.ones((3, 2))))
+    np.testing.assert_array_equal(np.asarray(out[0]), [1.0, 0.0, 2.0, 0.0])
+    np.testing.assert_array_equal(np.asarray(out[1])[:, 0], [1.0, 0.0, 1.0, 0.0])
+
+
+def test_chunk_rows_defaults_and_rejects_nonsense():
+    assert loops.chunk_rows(10, 4) == 4
+    assert loops.chunk_rows(10, 64) == 10
+    if jax.default_backend() == "cpu":
+        assert loops.chunk_rows(1000, None) == loops.CPU_CHUNK_ROWS
+    with pytest.raises(ValueError, match="chunk_size"):
+        loops.chunk_rows(10, 0)

@@ -192,13 +192,19 @@ def test_jsma(mlp, targeted):
 
 
 def test_fab_sorts_like_xla_on_cpu_and_projects_onto_the_hyperplane_in_the_box(monkeypatch):
-    # argsort_rows sorts through NumPy on CPU (XLA:CPU's sort is ~14x slower): the same stable order,
+    # argsort_rows sorts through NumPy on CPU (XLA:CPU's sort is ~20x slower): the same stable order,
     # ties and vmap included, hence the same projection as with XLA's argsort.
     from gfa_jax.attacks.minimum_norm import fab
 
     values = jax.random.uniform(jax.random.key(0), (5, 40)).at[:, :8].set(0.5)
     stacked = jnp.stack([values, values[::-1]])
     np.testing.assert_array_equal(jax.jit(fab.argsort_rows)(values), jnp.argsort(values, axis=-1))
+    # negative values, signed zeros, infinities and ties: the keyed sort's order is argsort's
+    signed = jax.random.normal(jax.random.key(4), (7, 33)).at[:, :4].set(-0.0).at[:, 4:8].set(0.0)
+    signed = signed.at[:, 8:10].set(-1.5).at[:, 10].set(jnp.inf).at[:, 11].set(-jnp.inf)
+    np.testing.assert_array_equal(jax.jit(fab.argsort_rows)(signed), jnp.argsort(signed, axis=-1))
+    np.testing.assert_array_equal(fab._argsort_rows_numpy(np.asarray(signed, np.float64)),
+                                  jnp.argsort(signed, axis=-1))
     np.testing.assert_array_equal(jax.jit(jax.vmap(fab.argsort_rows))(stacked), jnp.argsort(stacked, axis=-1))
 
     t = jax.random.uniform(jax.random.key(1), (6, 30))

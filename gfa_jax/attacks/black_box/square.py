@@ -246,13 +246,16 @@ def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
 
 def square_attack(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Bounds,
                   norm: str = "linf", n_queries: int = 5000, p_init: float = P_INIT, n_restarts: int = 1,
-                  loss: str = "margin", rescale_schedule: bool = True) -> Array:
-    """Square attack (untargeted); ``norm``, ``n_queries``, ``n_restarts``, ``loss`` are static.
+                  loss: str = "margin", rescale_schedule: bool = True, skip: Array | None = None) -> Array:
+    """Square attack (untargeted); ``norm``, ``n_queries``, ``n_restarts``, ``loss`` are static;
+    ``skip`` (bool ``[B]``): samples not to attack, returned unchanged (masked, not compacted).
 
     Returns per sample the first misclassified point found (clean misclassified inputs unchanged),
     else the lowest-loss point of the restarts, always in ``bounds`` and the eps ball.
     """
     already = jnp.argmax(logits_fn(x), axis=-1) != y
+    if skip is not None:
+        already = already | skip
 
     def body(carry):
         r, x_adv, fooled, x_low, loss_low = carry

@@ -5,11 +5,11 @@
 with 100 iterations. ``version='plus'`` runs APGD-CE, APGD-DLR, FAB, Square, APGD-T, FAB-T with 5
 restarts for APGD-CE/DLR and FAB.
 
-Each later attack only matters for the points still robust: inside ``jit`` every attack runs on the
-full batch and the result is selected per sample, ``x_adv = where(still_robust & new_success, new,
-old)``. Shapes stay static, and the result is identical to the reference's running each attack on the
-robust subset (given the same randomness). Note that this does **not** save compute on CPU/GPU: every
-attack costs a full batch; it is a correctness-equivalent formulation, not a speed-up.
+Each later attack only matters for the points still robust, and only attacks them, as the reference
+does: the settled samples are passed as ``skip``, and the APGD and FAB members compact the rest into
+chunks of static size (:func:`gfa_jax.attacks.loops.for_active_chunks`; on CPU, 128 samples; on
+accelerators one chunk, i.e. the masked full batch), so a fooled sample costs them nothing; Square
+masks them. The result is selected per sample, ``x_adv = where(still_robust & new_success, new, old)``.
 
 Randomness: attack ``i`` of the list gets ``jax.random.fold_in(key, i)``, so a member run alone with
 that key reproduces its part of the ensemble.
@@ -80,38 +80,46 @@ def attack_list(version: str = "standard", norm: str = "linf") -> tuple[str, ...
 
 def run_member(name: str, logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Bounds, norm: str,
                version: str = "standard", n_iter: int = 100, n_target_classes: int = 9,
-               n_queries: int = 5000) -> Array:
-    """Runs one AutoAttack member with the settings AutoAttack uses for ``version``."""
+               n_queries: int = 5000, skip: Array | None = None, chunk_size: int | None = None) -> Array:
+    """Runs one AutoAttack member with the settings AutoAttack uses for ``version``.
+
+    ``skip`` (bool ``[B]``): samples already settled; the APGD and FAB members spend no compute on
+    them (their runs are compacted to the rest, in chunks of ``chunk_size``: see
+    :func:`gfa_jax.attacks.loops.chunk_rows`), Square masks them."""
     restarts = 5 if version == "plus" else 1
     if name == "apgd-ce":
         return apgd(logits_fn, x, y, key, eps=eps, bounds=bounds, loss="ce", norm=norm, n_iter=n_iter,
-                    n_restarts=restarts)
+                    n_restarts=restarts, skip=skip, chunk_size=chunk_size)
     if name == "apgd-dlr":
         return apgd(logits_fn, x, y, key, eps=eps, bounds=bounds, loss="dlr", norm=norm, n_iter=n_iter,
-                    n_restarts=restarts)
+                    n_restarts=restarts, skip=skip, chunk_size=chunk_size)
     if name == "apgd-t":
         return apgd_targeted(logits_fn, x, y, key, eps=eps, bounds=bounds, norm=norm, n_iter=n_iter,
-                             n_target_classes=n_target_classes, n_restarts=1)
+                             n_target_classes=n_target_classes, n_restarts=1, skip=skip,
+                             chunk_size=chunk_size)
     if name in ("fab", "fab-t"):
         if norm != "linf":
             raise ValueError("FAB is implemented for L-inf only.")
         return fab_bounded(logits_fn, x, y, key, eps=eps, bounds=bounds, targeted=(name == "fab-t"), n_iter=n_iter,
-                           n_restarts=restarts if name == "fab" else 1, n_target_classes=n_target_classes)
+                           n_restarts=restarts if name == "fab" else 1, n_target_classes=n_target_classes,
+                           skip=skip, chunk_size=chunk_size)
     if name == "square":
         return square_attack(logits_fn, x, y, key, eps=eps, bounds=bounds, norm=norm, n_queries=n_queries,
-                             p_init=0.8, n_restarts=1, rescale_schedule=False)
+                             p_init=0.8, n_restarts=1, rescale_schedule=False, skip=skip)
     raise ValueError(f"Unknown AutoAttack member {name!r}")
 
 
 def autoattack_report(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Bounds,
                       norm: str = "linf", version: str = "standard", attacks: Sequence[str] | None = None,
-                      n_iter: int = 100, n_target_classes: int = 9, n_queries: int = 5000) -> AutoAttackReport:
+                      n_iter: int = 100, n_target_classes: int = 9, n_queries: int = 5000,
+                      chunk_size: int | None = None) -> AutoAttackReport:
     """AutoAttack with its per-sample record (see :class:`AutoAttackReport`).
 
     Args:
       norm: 'linf' or 'l2'; version: 'standard' or 'plus'; attacks: optional explicit list of member
         names (overrides ``version``'s list). All static, as are the budgets ``n_iter`` (APGD/FAB),
-        ``n_target_classes`` (APGD-T/FAB-T) and ``n_queries`` (Square).
+        ``n_target_classes`` (APGD-T/FAB-T) and ``n_queries`` (Square), and ``chunk_size`` (samples per
+        chunk of the compacted APGD / FAB runs; ``None``: :func:`gfa_jax.attacks.loops.chunk_rows`).
     """
     names = tuple(attacks) if attacks is not None else attack_list(version, norm)
     robust = jnp.argmax(logits_fn(x), axis=-1) == y
@@ -120,7 +128,8 @@ def autoattack_report(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
     accs = [jnp.mean(robust.astype(jnp.float32))]
     for i, name in enumerate(names):  # static list of (at most 6) different attacks
         x_new = run_member(name, logits_fn, x, y, jax.random.fold_in(key, i), eps=eps, bounds=bounds, norm=norm,
-                           version=version, n_iter=n_iter, n_target_classes=n_target_classes, n_queries=n_queries)
+                           version=version, n_iter=n_iter, n_target_classes=n_target_classes, n_queries=n_queries,
+                           skip=~robust, chunk_size=chunk_size)
         new = robust & (jnp.argmax(logits_fn(x_new), axis=-1) != y)
         x_adv = jnp.where(_expand(new, x), x_new, x_adv)
         first = jnp.where(new, i, first)
@@ -132,11 +141,12 @@ def autoattack_report(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
 
 def autoattack(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Bounds,
                norm: str = "linf", version: str = "standard", attacks: Sequence[str] | None = None,
-               n_iter: int = 100, n_target_classes: int = 9, n_queries: int = 5000) -> Array:
+               n_iter: int = 100, n_target_classes: int = 9, n_queries: int = 5000,
+               chunk_size: int | None = None) -> Array:
     """AutoAttack: returns ``x_adv`` (the first successful member's point per sample, else ``x``)."""
     return autoattack_report(logits_fn, x, y, key, eps=eps, bounds=bounds, norm=norm, version=version,
                              attacks=attacks, n_iter=n_iter, n_target_classes=n_target_classes,
-                             n_queries=n_queries).x_adv
+                             n_queries=n_queries, chunk_size=chunk_size).x_adv
 
 
 _TEST_KW = {"n_iter": 2, "n_target_classes": 1, "n_queries": 3}
@@ -144,15 +154,17 @@ _TEST_KW = {"n_iter": 2, "n_target_classes": 1, "n_queries": 3}
 
 @register("autoattack", norm="linf", test_kwargs=_TEST_KW)
 def autoattack_linf(logits_fn, x, y, key, *, eps, bounds, version="standard", attacks=None,
-                    n_iter=100, n_target_classes=9, n_queries=5000):
+                    n_iter=100, n_target_classes=9, n_queries=5000, chunk_size=None):
     """AutoAttack in the L-inf ball (see :func:`autoattack`)."""
     return autoattack(logits_fn, x, y, key, eps=eps, bounds=bounds, norm="linf", version=version, attacks=attacks,
-                      n_iter=n_iter, n_target_classes=n_target_classes, n_queries=n_queries)
+                      n_iter=n_iter, n_target_classes=n_target_classes, n_queries=n_queries,
+                      chunk_size=chunk_size)
 
 
 @register("autoattack_l2", norm="l2", test_kwargs=_TEST_KW)
 def autoattack_l2(logits_fn, x, y, key, *, eps, bounds, version="standard", attacks=None,
-                  n_iter=100, n_target_classes=9, n_queries=5000):
+                  n_iter=100, n_target_classes=9, n_queries=5000, chunk_size=None):
     """AutoAttack in the L2 ball (see :func:`autoattack`; FAB members are skipped for L2)."""
     return autoattack(logits_fn, x, y, key, eps=eps, bounds=bounds, norm="l2", version=version, attacks=attacks,
-                      n_iter=n_iter, n_target_classes=n_target_classes, n_queries=n_queries)
+                      n_iter=n_iter, n_target_classes=n_target_classes, n_queries=n_queries,
+                      chunk_size=chunk_size)

@@ -21,8 +21,10 @@ once every sample is fooled, by this run or an earlier one):
 
 ``apgd`` returns, per sample, a misclassified point where one was found (clean misclassified inputs
 are returned unchanged, as in the reference), else the max-loss point over restarts. Restarts
-(``n_restarts``, static, a while loop that ends once every sample is fooled) run on the full batch and only replace samples not
-fooled yet, which is equivalent to the reference running them on the not-yet-fooled subset.
+(``n_restarts``, static, a while loop that ends once every sample is fooled) attack only the samples
+not fooled yet, as the reference does: :func:`run_with_restarts` compacts them into chunks of static
+size (on CPU 128 samples; one chunk, the masked full batch, on accelerators), so a fooled or clean
+misclassified sample costs nothing.
 
 Deviations from the reference (all minor): the first oscillation window compares the first step's
 loss with the loss at the starting point (the reference compares it with a zero-initialised buffer
@@ -120,6 +122,7 @@ def apgd_single_run(
     rho: float = RHO,
     targeted_success: bool = False,
     done: Array | None = None,
+    x_start: Array | None = None,
 ):
     """One APGD run on the whole batch, ending early once every sample is fooled or ``done``.
 
@@ -130,6 +133,7 @@ def apgd_single_run(
         loop (:func:`loops.while_active`) stops once no sample is neither done nor fooled. A sample
         still active runs exactly the iterations it would without the early stop; a fooled one keeps
         a misclassified ``x_best_adv``.
+      x_start: the starting points; ``None``: a random start drawn with ``key``.
 
     Returns ``(x_max_loss, fooled, loss_best, x_best_adv)`` like the reference's
     ``attack_single_run`` (``fooled = ~acc``).
@@ -159,7 +163,7 @@ def apgd_single_run(
             return x_adv + s * jnp.sign(grad)
         return x_adv + s * normalize_l2(grad)
 
-    x0 = _random_start(norm, key, x, eps_b, bounds)
+    x0 = _random_start(norm, key, x, eps_b, bounds) if x_start is None else x_start
     loss0, logits0, grad0 = evaluate(x0)
     done = jnp.zeros((b,), bool) if done is None else done
     state = dict(
@@ -227,7 +231,7 @@ def apgd_single_run(
 
 
 def run_with_restarts(
-    make_loss: Callable[[int], Callable[[Array], Array]],
+    make_loss: Callable[[Array, Array], Callable[[Array], Array]],
     logits_fn: LogitsFn,
     x: Array,
     y: Array,
@@ -241,38 +245,52 @@ def run_with_restarts(
     rho: float = RHO,
     targeted_success: bool = False,
     fooled_init: Array | None = None,
+    chunk_size: int | None = None,
 ):
     """Up to ``n_runs`` APGD runs (a ``lax.while_loop`` that ends early once every sample is fooled);
-    run ``r`` ascends ``make_loss(r)`` (``r`` traced).
+    run ``r`` ascends ``make_loss(r, rows)`` (``r`` traced; ``rows``: the indices into the batch of
+    the samples it is given, to pick their labels or targets).
 
-    A run's misclassified point replaces a sample's result only if that sample was not fooled by an
-    earlier run (first success kept). Returns ``(x_adv, fooled)`` where ``x_adv`` is the first
-    successful point, else the max-loss point over runs.
+    Each run attacks only the samples not fooled yet (by an earlier run or ``fooled_init``), in
+    chunks of ``chunk_size`` samples (:func:`loops.for_active_chunks`; ``None``: see
+    :func:`loops.chunk_rows`), as the reference attacks only the still-robust subset. A sample's
+    random start is drawn for the whole batch, so results do not depend on the chunking. Returns
+    ``(x_adv, fooled)`` where ``x_adv`` is the first successful point, else the max-loss point over
+    runs.
     """
-    fooled0 = jnp.zeros(x.shape[0], bool) if fooled_init is None else fooled_init
+    b = x.shape[0]
+    fooled0 = jnp.zeros(b, bool) if fooled_init is None else fooled_init
+    eps_b = jnp.broadcast_to(jnp.asarray(eps, x.dtype), (b,))
+    chunk = loops.chunk_rows(b, chunk_size)
 
-    def body(carry):
-        r, x_adv, fooled, x_maxloss, loss_max = carry
-        loss_fn = make_loss(r)
-        x_best, run_fooled, loss_best, x_best_adv = apgd_single_run(
-            loss_fn, logits_fn, x, y, jax.random.fold_in(key, r), eps=eps, bounds=bounds, norm=norm,
-            n_iter=n_iter, rho=rho, targeted_success=targeted_success, done=fooled,
-        )
-        new = run_fooled & ~fooled
-        x_adv = jnp.where(_expand(new, x), x_best_adv, x_adv)
-        better = loss_best > loss_max
-        x_maxloss = jnp.where(_expand(better, x), x_best, x_maxloss)
-        loss_max = jnp.where(better, loss_best, loss_max)
-        return r + 1, x_adv, fooled | run_fooled, x_maxloss, loss_max
+    def run(carry):
+        r, results = carry
+        x_start = _random_start(norm, jax.random.fold_in(key, r), x, eps_b, bounds)
+
+        def on_chunk(rows, valid, results):
+            x_adv, fooled, x_maxloss, loss_max = results
+            x_best, run_fooled, loss_best, x_best_adv = apgd_single_run(
+                make_loss(r, rows), logits_fn, x[rows], y[rows], None, eps=eps_b[rows], bounds=bounds,
+                norm=norm, n_iter=n_iter, rho=rho, targeted_success=targeted_success, done=~valid,
+                x_start=x_start[rows],
+            )
+            # every valid row was not fooled before this run: a success is its first
+            x_adv_c = jnp.where(_expand(run_fooled, x_best), x_best_adv, x_adv[rows])
+            better = loss_best > loss_max[rows]
+            x_maxloss_c = jnp.where(_expand(better, x_best), x_best, x_maxloss[rows])
+            loss_max_c = jnp.where(better, loss_best, loss_max[rows])
+            return loops.scatter_rows(results, rows, valid, (x_adv_c, run_fooled, x_maxloss_c, loss_max_c))
+
+        return r + 1, loops.for_active_chunks(on_chunk, results, ~results[1], chunk_size=chunk)
 
     def runs_left(carry):
         # Stop once every sample is fooled: later runs could not change the result (the reference
         # likewise attacks only the points still robust).
-        r, _, fooled, _, _ = carry
+        r, (_, fooled, _, _) = carry
         return (r < n_runs) & ~jnp.all(fooled)
 
-    init = (jnp.asarray(0), x, fooled0, x, jnp.full((x.shape[0],), -jnp.inf, x.dtype))
-    _, x_adv, fooled, x_maxloss, _ = loops.while_loop(runs_left, body, init)
+    init = (jnp.asarray(0), (x, fooled0, x, jnp.full((b,), -jnp.inf, x.dtype)))
+    _, (x_adv, fooled, x_maxloss, _) = loops.while_loop(runs_left, run, init)
     return jnp.where(_expand(fooled, x), x_adv, x_maxloss), fooled
 
 
@@ -290,6 +308,8 @@ def apgd(
     n_restarts: int = 1,
     rho: float = RHO,
     targeted: bool = False,
+    chunk_size: int | None = None,
+    skip: Array | None = None,
 ) -> Array:
     """APGD (Croce & Hein 2020) with loss 'ce', 'dlr' or 'mse' (any loss of :mod:`base`).
 
@@ -298,6 +318,9 @@ def apgd(
       n_iter, n_restarts: static.
       rho: threshold of the oscillation condition.
       targeted: if True, ``y`` are target labels, the loss is descended and success is ``argmax == y``.
+      chunk_size: samples per chunk of the compacted runs (static; see :func:`run_with_restarts`).
+      skip: bool ``[B]``, samples not to attack (returned unchanged; no compute is spent on them),
+        e.g. those an earlier attack already fooled.
 
     Returns ``x_adv`` in ``bounds`` and the eps ball: per sample the first misclassified point found
     (clean misclassified inputs unchanged), else the max-loss point.
@@ -305,29 +328,31 @@ def apgd(
     base_loss = get_loss(loss)
     sign = -1.0 if targeted else 1.0
 
-    def make_loss(_r):
-        return lambda logits: sign * base_loss(logits, y)
+    def make_loss(_r, rows):
+        return lambda logits: sign * base_loss(logits, y[rows])
 
     pred = jnp.argmax(logits_fn(x), axis=-1)
     already = (pred == y) if targeted else (pred != y)
+    if skip is not None:
+        already = already | skip
     x_adv, _ = run_with_restarts(
         make_loss, logits_fn, x, y, key, eps=eps, bounds=bounds, norm=norm, n_iter=n_iter,
-        n_runs=n_restarts, rho=rho, targeted_success=targeted, fooled_init=already,
+        n_runs=n_restarts, rho=rho, targeted_success=targeted, fooled_init=already, chunk_size=chunk_size,
     )
     return _project(norm, x_adv, x, eps, bounds)
 
 
 @register("apgd", norm="linf", test_kwargs={"n_iter": 5})
 def apgd_linf(logits_fn, x, y, key, *, eps, bounds, loss="ce", n_iter=100, n_restarts=1,
-              rho=RHO, targeted=False):
+              rho=RHO, targeted=False, chunk_size=None):
     """APGD in the L-inf ball (see :func:`apgd`)."""
     return apgd(logits_fn, x, y, key, eps=eps, bounds=bounds, loss=loss, norm="linf", n_iter=n_iter,
-                n_restarts=n_restarts, rho=rho, targeted=targeted)
+                n_restarts=n_restarts, rho=rho, targeted=targeted, chunk_size=chunk_size)
 
 
 @register("apgd_l2", norm="l2", test_kwargs={"n_iter": 5})
 def apgd_l2(logits_fn, x, y, key, *, eps, bounds, loss="ce", n_iter=100, n_restarts=1,
-            rho=RHO, targeted=False):
+            rho=RHO, targeted=False, chunk_size=None):
     """APGD in the L2 ball (see :func:`apgd`)."""
     return apgd(logits_fn, x, y, key, eps=eps, bounds=bounds, loss=loss, norm="l2", n_iter=n_iter,
-                n_restarts=n_restarts, rho=rho, targeted=targeted)
+                n_restarts=n_restarts, rho=rho, targeted=targeted, chunk_size=chunk_size)

@@ -4,10 +4,11 @@
 For ``target_class`` in ``2 .. n_target_classes + 1`` the target of a sample is its
 ``target_class``-th most likely class at the clean input; for each target, ``n_restarts`` APGD runs
 ascend the targeted DLR loss ``-(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)``. Success is
-*misclassification* (``argmax != y``), as in the reference. One ``lax.fori_loop`` over
-``(target, restart)`` pairs keeps per sample the first success; later runs still compute on the full
-batch but cannot overwrite it (correctness-equivalent to the reference running them on the
-not-yet-fooled subset). ``n_target_classes`` is clipped to ``K - 1`` (the reference assumes K > 9).
+*misclassification* (``argmax != y``), as in the reference. One ``while_loop`` over
+``(target, restart)`` pairs keeps per sample the first success; each later run attacks only the
+samples not fooled yet, compacted into chunks (as the reference runs them on the not-yet-fooled
+subset; see :func:`gfa_jax.attacks.gradient.apgd.run_with_restarts`). ``n_target_classes`` is
+clipped to ``K - 1`` (the reference assumes K > 9).
 Needs at least 4 classes (the loss uses the 4th largest logit). Not fooled samples get their max-loss
 point over all runs; clean misclassified inputs are returned unchanged.
 """
@@ -38,11 +39,13 @@ def apgd_targeted(
     n_target_classes: int = 9,
     n_restarts: int = 1,
     rho: float = RHO,
+    chunk_size: int | None = None,
+    skip: Array | None = None,
 ) -> Array:
     """APGD-T (untargeted goal, targeted DLR loss over the top ``n_target_classes`` classes).
 
     ``y`` are the true labels. ``norm`` ('linf' or 'l2'), ``n_iter``, ``n_target_classes`` and
-    ``n_restarts`` are static.
+    ``n_restarts`` are static; ``chunk_size`` and ``skip`` as in :func:`gfa_jax.attacks.gradient.apgd.apgd`.
     """
     clean_logits = logits_fn(x)
     n_classes = clean_logits.shape[-1]
@@ -51,31 +54,34 @@ def apgd_targeted(
     n_targets = min(n_target_classes, n_classes - 1)
     order = jnp.argsort(clean_logits, axis=-1)  # ascending
     already = jnp.argmax(clean_logits, axis=-1) != y
+    if skip is not None:
+        already = already | skip
 
-    def make_loss(r):
+    def make_loss(r, rows):
         target_class = r // n_restarts + 2
-        y_target = jnp.take_along_axis(order, jnp.broadcast_to(n_classes - target_class, (x.shape[0], 1)),
-                                       axis=-1)[:, 0]
-        return lambda logits: dlr_targeted(logits, y, y_target)
+        y_target = order[rows, n_classes - target_class]
+        return lambda logits: dlr_targeted(logits, y[rows], y_target)
 
     x_adv, _ = run_with_restarts(
         make_loss, logits_fn, x, y, key, eps=eps, bounds=bounds, norm=norm, n_iter=n_iter,
-        n_runs=n_targets * n_restarts, rho=rho, fooled_init=already,
+        n_runs=n_targets * n_restarts, rho=rho, fooled_init=already, chunk_size=chunk_size,
     )
     return _project(norm, x_adv, x, eps, bounds)
 
 
 @register("apgd_t", norm="linf", test_kwargs={"n_iter": 4, "n_target_classes": 2})
 def apgd_t(logits_fn, x, y, key, *, eps, bounds, n_iter=100, n_target_classes=9,
-           n_restarts=1, rho=RHO):
+           n_restarts=1, rho=RHO, chunk_size=None):
     """APGD-T in the L-inf ball (see :func:`apgd_targeted`)."""
     return apgd_targeted(logits_fn, x, y, key, eps=eps, bounds=bounds, norm="linf", n_iter=n_iter,
-                         n_target_classes=n_target_classes, n_restarts=n_restarts, rho=rho)
+                         n_target_classes=n_target_classes, n_restarts=n_restarts, rho=rho,
+                         chunk_size=chunk_size)
 
 
 @register("apgd_t_l2", norm="l2", test_kwargs={"n_iter": 4, "n_target_classes": 2})
 def apgd_t_l2(logits_fn, x, y, key, *, eps, bounds, n_iter=100, n_target_classes=9,
-              n_restarts=1, rho=RHO):
+              n_restarts=1, rho=RHO, chunk_size=None):
     """APGD-T in the L2 ball (see :func:`apgd_targeted`)."""
     return apgd_targeted(logits_fn, x, y, key, eps=eps, bounds=bounds, norm="l2", n_iter=n_iter,
-                         n_target_classes=n_target_classes, n_restarts=n_restarts, rho=rho)
+                         n_target_classes=n_target_classes, n_restarts=n_restarts, rho=rho,
+                         chunk_size=chunk_size)
