@@ -15,8 +15,7 @@ Randomness: attack ``i`` of the list gets ``jax.random.fold_in(key, i)``, so a m
 that key reproduces its part of the ensemble.
 
 Deviations: FAB is L-inf only here, so for ``norm='l2'`` FAB/FAB-T are skipped (the reference runs L2
-FAB-T); see the member modules for their own deviations. The whole ensemble runs every attack for its
-full budget (no early exit when everything is fooled).
+FAB-T); see the member modules for their own deviations.
 """
 from __future__ import annotations
 

@@ -80,10 +80,10 @@ def argsort_rows(values: Array) -> Array:
 
 
 def _argsort_rows_numpy(values: np.ndarray) -> np.ndarray:
-    """Stable argsort of each row (of a float32 array: as a plain sort of int64 keys ``(order-preserving
-    int32 image of the value) << 32 | column`` (distinct, so any sort is stable; NumPy sorts int64
-    with SIMD, 3x faster than its stable argsort), rows split over the CPU's cores (NumPy releases
-    the GIL while sorting); other dtypes: NumPy's stable argsort)."""
+    """Stable argsort of each row. float32: a plain sort of int64 keys ``(order-preserving int32 image
+    of the value) << 32 | column``: distinct keys, so any sort gives the stable order, and NumPy sorts
+    int64 with SIMD, 3x faster than its stable argsort; the rows are split over the CPU's cores
+    (NumPy releases the GIL while sorting). Other dtypes: NumPy's stable argsort."""
     values = np.asarray(values)
     if values.dtype != np.float32:  # the keys below are for float32
         return np.argsort(values, axis=-1, kind="stable").astype(np.int32)
@@ -92,7 +92,8 @@ def _argsort_rows_numpy(values: np.ndarray) -> np.ndarray:
     if n_blocks == 1:
         order = _sort_keyed(rows)
     else:
-        order = np.concatenate(list(_sort_pool().map(_sort_keyed, np.array_split(rows, n_blocks))))
+        blocks = np.array_split(rows, n_blocks)
+        order = np.concatenate(list(_sort_pool(os.getpid()).map(_sort_keyed, blocks)))
     return order.reshape(values.shape)
 
 
@@ -105,7 +106,9 @@ def _sort_keyed(values: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=1)
-def _sort_pool() -> concurrent.futures.ThreadPoolExecutor:
+def _sort_pool(pid: int) -> concurrent.futures.ThreadPoolExecutor:
+    """The sorting threads of process ``pid`` (a forked child gets its own: it inherits no threads)."""
+    del pid
     return concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="gfa-jax-sort")
 
 
