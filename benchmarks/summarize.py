@@ -246,9 +246,13 @@ def build(results: pathlib.Path) -> str:
                 "below), so APGD, APGD-T, FAB-T and Square cannot stop early. Before = session 6 (full-batch runs "
                 "with masks); after = each run compacted to the samples still robust (chunks of "
                 f"{after.get('chunk_rows', '?')} on CPU) and FAB's faster sort.", ""]
-        out += target_table(before, after, "attacks_v3_small_eps.json", "attacks_v4_small_eps.json",
-                            note="One forward + backward (FGSM) is at parity and moves across 1.0 between quiet runs "
-                                 "of the same code on this VM (CNN FGSM 1.83 in `attacks_v4.json`, run right after).")
+        other = load(results / "attacks_v4.json")
+        fgsm = [c.get("torch_over_jax") for m in (other or {}).get("models", []) if m["model"] == "cnn"
+                for c in m["cases"] if c["attack"] == "fgsm"]
+        note = "One forward + backward (FGSM) is at parity and moves across 1.0 between quiet runs of the same code on this VM"
+        if fgsm and fgsm[0] is not None:
+            note += f" (CNN FGSM {fgsm[0]:.2f} in `attacks_v4.json`, run right after)"
+        out += target_table(before, after, "attacks_v3_small_eps.json", "attacks_v4_small_eps.json", note=note + ".")
     before, after = load(results / "train_step_cnn_v3_before.json"), load(results / "train_step_cnn_v3.json")
     if before and after:
         out += ["## Issue 15: the DEEP GFA train step vs PyTorch's double backward", ""]
