@@ -85,7 +85,7 @@ from gfa_jax.models import PaperCNN, PaperMLP  # noqa: E402
 MODELS = {"cnn": (PaperCNN, (32, 32, 3)), "mlp": (PaperMLP, (28, 28, 1))}
 NUM_CLASSES = 10
 EPS01 = 8 / 255  # torchattacks' L-inf default (its step: eps / 4), in [0, 1] units
-COMPACTED = ("apgd", "apgd_t", "fab_t")
+COMPACTED = ("apgd", "apgd_t", "fab_t", "autoattack")
 DEFAULT_ATTACKS = "fgsm,pgd,mifgsm,apgd,square,deepfool,cw_l2,bim,ffgsm,nifgsm,pgd_l2,apgd_t,fab_t"
 SWEEP_EPS01 = (1 / 255, 2 / 255, 3 / 255, 4 / 255, 6 / 255, 8 / 255, 12 / 255, 16 / 255)
 SWEEP_SEEDS = 5
@@ -162,6 +162,16 @@ def make_cases(square_queries: int, eps01: float = EPS01, chunk_size: int | None
              (n_targets * 2 * fab_iter, n_targets * fab_iter), upper_bound=True,
              note="FAB-T (9 targets, 10 steps): torchattacks FAB(multi_targeted=True); both attack only samples "
                   "still robust within eps (ours: loops end once every sample is fooled)"),
+        Case("autoattack", "AutoAttack", {"eps": pm1(eps01), "n_iter": apgd_iter, "n_target_classes": n_targets,
+                                          "n_queries": square_queries},
+             {"eps": eps01, "steps": apgd_iter, "n_classes": NUM_CLASSES, "n_queries": square_queries},
+             (1 + (n_targets + 1) * (apgd_iter + 1) + n_targets * 2 * fab_iter + square_queries + 1,
+              (n_targets + 1) * (apgd_iter + 1) + n_targets * fab_iter), upper_bound=True,
+             note=f"standard AutoAttack (APGD-CE, APGD-T, FAB-T, Square), {apgd_iter} iterations (torchattacks' "
+                  f"default), {square_queries} Square queries; torch: torchattacks.MultiAttack of the same four with "
+                  "those budgets (its AutoAttack class fixes Square at 5000 queries); each later member attacks only "
+                  "the samples still robust on both sides (torch indexes them, ours compacts them into chunks; ours "
+                  "masks them in Square). torchattacks' Square uses its rescaled p schedule, ours AutoAttack's"),
         Case("deepfool", "DeepFool", {"max_iter": df_iter, "overshoot": 0.02},
              {"steps": df_iter, "overshoot": 0.02}, (df_iter + 1, df_iter * (NUM_CLASSES - 1)),
              upper_bound=True, per_image_torch=True,
@@ -347,11 +357,28 @@ def time_torch(run: Callable, repeats: int, warmup: bool = True) -> tuple[dict, 
             "steps_timed": repeats}, out
 
 
+def torch_autoattack(model, *, eps: float, steps: int, n_classes: int, n_queries: int, seed: int = 0):
+    """torchattacks' standard AutoAttack (``torchattacks.AutoAttack`` builds the same ``MultiAttack``)
+    with the iteration and query budgets given."""
+    import torchattacks
+
+    common = {"eps": eps, "norm": "Linf", "seed": seed, "n_restarts": 1}
+    return torchattacks.MultiAttack([
+        torchattacks.APGD(model, loss="ce", steps=steps, **common),
+        torchattacks.APGDT(model, n_classes=n_classes, steps=steps, **common),
+        torchattacks.FAB(model, multi_targeted=True, n_classes=n_classes, steps=steps, **common),
+        torchattacks.Square(model, n_queries=n_queries, **common),
+    ])
+
+
 def time_torch_case(case: Case, model, x01, y, repeats: int) -> tuple[dict, Any]:
     import torch
     import torchattacks
 
-    attack = getattr(torchattacks, case.torch_cls)(model, **case.torch_kwargs)
+    if case.torch_cls == "AutoAttack":
+        attack = torch_autoattack(model, **case.torch_kwargs)
+    else:
+        attack = getattr(torchattacks, case.torch_cls)(model, **case.torch_kwargs)
     torch.manual_seed(0)
     if case.per_image_torch:  # seconds per image, dominated by Python: one call, no warm-up
         return time_torch(lambda: attack(x01, y), 1, warmup=False)

@@ -5,6 +5,7 @@
 Tables: issue 15's before / after runs (``attacks_v3_before.json`` vs ``attacks_v4.json``, the
 whole-budget runs ``attacks_v3_small_eps.json`` vs ``attacks_v4_small_eps.json``,
 ``train_step_cnn_v3_before.json`` vs ``train_step_cnn_v3.json``) with its targets marked met or not;
+AutoAttack against torchattacks (``autoattack_v4*.json``);
 attacks before (``attacks_<model>.json``, ``attacks_cnn_unrolled.json``) and after
 (``attacks_<model>_v2.json``) per model: JAX seconds, compile seconds, torchattacks seconds, the
 torch / JAX ratio (> 1: ours faster), efficiency against the measured matmul peak (``<=`` where the
@@ -253,6 +254,16 @@ def build(results: pathlib.Path) -> str:
         if fgsm and fgsm[0] is not None:
             note += f" (CNN FGSM {fgsm[0]:.2f} in `attacks_v4.json`, run right after)"
         out += target_table(before, after, "attacks_v3_small_eps.json", "attacks_v4_small_eps.json", note=note + ".")
+    aa_files = ("autoattack_v4.json", "autoattack_v4_small_eps.json", "autoattack_v4_small_eps_one_chunk.json")
+    if any((results / name).exists() for name in aa_files):
+        out += ["## Issue 15: AutoAttack (standard) vs torchattacks' MultiAttack of the same members", "",
+                "10 iterations per member (torchattacks' default), 100 Square queries. `_one_chunk` is ours with "
+                "`--chunk-size 256` (the whole batch in one chunk, masked: what compaction saves).", ""]
+        for name in aa_files:
+            report = load(results / name)
+            if report:
+                out += [f"### `{name}` (L-inf eps {report['eps01']:g} on [0, 1], chunks of "
+                        f"{report.get('chunk_rows', '?')})", ""] + attack_table(report, name)
     before, after = load(results / "train_step_cnn_v3_before.json"), load(results / "train_step_cnn_v3.json")
     if before and after:
         out += ["## Issue 15: the DEEP GFA train step vs PyTorch's double backward", ""]
