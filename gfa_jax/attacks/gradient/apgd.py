@@ -254,7 +254,7 @@ def run_with_restarts(
     Each run attacks only the samples not fooled yet (by an earlier run or ``fooled_init``), in
     chunks of ``chunk_size`` samples (:func:`loops.for_active_chunks`; ``None``: see
     :func:`loops.chunk_rows`), as the reference attacks only the still-robust subset. A sample's
-    random start is drawn for the whole batch, so results do not depend on the chunking. Returns
+    random start is drawn for the whole batch, so its trajectory does not depend on the chunking. Returns
     ``(x_adv, fooled)`` where ``x_adv`` is the first successful point, else the max-loss point over
     runs.
     """
