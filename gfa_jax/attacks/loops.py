@@ -20,8 +20,8 @@ loop (short compiles, no unrolling needed).
 Two ways to spend nothing on a sample that is done: :func:`while_active` ends a loop once no
 sample of the batch is active (per-iteration early stop), and :func:`for_active_chunks` runs a
 whole attack run only on the samples still to attack, gathered into chunks of a static size
-(batch compaction between runs: APGD's, FAB's and Square's restarts, APGD-T's and FAB-T's
-targets, AutoAttack's members), as the reference implementations index their still-robust subset.
+(batch compaction between runs: APGD's restarts, APGD-T's and FAB-T's targets, AutoAttack's
+members), as the reference implementations index their still-robust subset.
 """
 from __future__ import annotations
 

@@ -258,7 +258,6 @@ COMPACTION_CASES = {
     "apgd": {"eps": 0.2, "n_iter": 8, "n_restarts": 2},
     "apgd_t": {"eps": 0.2, "n_iter": 6, "n_target_classes": 3},
     "fab_t": {"eps": 0.2, "n_iter": 6, "n_target_classes": 3},
-    "square": {"eps": 0.2, "n_queries": 30, "n_restarts": 2},
 }
 
 
@@ -276,9 +275,8 @@ def batch_invariant_mlp_apply(params, x):
 
 @pytest.mark.parametrize("name", sorted(COMPACTION_CASES))
 def test_compacted_runs_match_the_masked_full_batch(name):
-    """Chunks of 5 (the last one padded) give each sample what one full-batch chunk gives it (random
-    starts and Square's draws come per sample), and the model only ever sees the whole batch (clean
-    logits) or chunk-sized batches."""
+    """Chunks of 5 (the last one padded) give each sample what one full-batch chunk gives it, and the
+    model only ever sees the whole batch (clean logits) or chunk-sized batches."""
     params, x, y = trained_mlp()
     x, y = x[:N], y[:N]
     f = lambda z: batch_invariant_mlp_apply(params, z)  # noqa: E731
@@ -314,10 +312,10 @@ def test_autoattack_members_spend_nothing_on_skipped_samples(mlp):
         return f(z)
 
     skip = jnp.arange(N) >= 3  # attack three samples only
-    for name in ("apgd-ce", "apgd-t", "fab-t", "square"):
+    for name in ("apgd-ce", "apgd-t", "fab-t"):
         rows_seen.clear()
         x_adv = jax.jit(lambda: run_member(name, logits_fn, x, y, jax.random.key(5), eps=0.1, bounds=BOUNDS,
-                                           norm="linf", n_iter=5, n_target_classes=2, n_queries=20, skip=skip,
+                                           norm="linf", n_iter=5, n_target_classes=2, skip=skip,
                                            chunk_size=4))()
         jax.block_until_ready(x_adv)
         np.testing.assert_array_equal(np.asarray(x_adv)[3:], np.asarray(x)[3:])

@@ -18,9 +18,7 @@ following ``autoattack/square.py``.
 Inputs are ``[B, H, W, C]`` (``[B, H, W]`` and ``[B, D]`` are treated as one channel / one row).
 
 Deviations from the reference: square positions, per-channel signs (and the random transposition of
-the L2 ``eta`` pattern) are drawn per sample, each sample from its own key stream, instead of once
-per iteration for the whole batch (so restarts can attack only the samples still robust, compacted
-into chunks, without changing any sample's run); the
+the L2 ``eta`` pattern) are drawn per sample instead of once per iteration for the whole batch; the
 square is placed with masks built from ``iota`` comparisons so that everything vmaps; the loop always
 runs ``n_queries`` iterations (no early exit when everything is fooled). Samples misclassified at the
 clean input are returned unchanged (as in the reference); samples never fooled get their best
@@ -125,21 +123,10 @@ def _window_mask(vh: Array, vw: Array, s, h: int, w: int) -> Array:
     return (mh[:, :, None] & mw[:, None, :])[..., None]
 
 
-def _random_pos(keys: Array, size: int, s) -> Array:
-    """The reference's ``random_int(0, size - s)``: ``floor(u * (size - s))``, one per sample key."""
-    u = jax.vmap(lambda k: jax.random.uniform(k, ()))(keys)
+def _random_pos(key, b: int, size: int, s) -> Array:
+    """The reference's ``random_int(0, size - s)``: ``floor(u * (size - s))``."""
+    u = jax.random.uniform(key, (b,))
     return jnp.floor(u * (size - s)).astype(jnp.int32)
-
-
-def _per_sample(keys: Array, shape: tuple[int, ...], draw, dtype) -> Array:
-    """``[B, *shape]``: one ``draw(key, shape, dtype)`` per sample key."""
-    return jax.vmap(lambda k: draw(k, shape, dtype=dtype))(keys)
-
-
-def _step_keys(sample_keys: Array, step) -> Array:
-    """``[B, 6]``: sample ``b``'s six keys for query ``step``, from its own stream, so a sample's
-    draws do not depend on the batch it is attacked in."""
-    return jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, step), 6))(sample_keys)
 
 
 def _to_4d(x: Array) -> Array:
@@ -154,13 +141,9 @@ def _to_4d(x: Array) -> Array:
 
 def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Bounds,
                       norm: str = "linf", n_queries: int = 5000, p_init: float = P_INIT, loss: str = "margin",
-                      rescale_schedule: bool = True, done: Array | None = None,
-                      sample_keys: Array | None = None):
+                      rescale_schedule: bool = True, done: Array | None = None):
     """One Square run on the whole batch; it ends once every sample is fooled or ``done`` (bool
     ``[B]``, samples settled by an earlier restart, left unchanged).
-
-    Every random draw of sample ``b`` comes from its own key, ``sample_keys[b]`` (default: ``key``
-    split over the batch), so a sample's run does not depend on its batch-mates.
 
     Returns ``(x_best, margin_min, loss_min, margin_init, loss_init)``; ``margin = z_y - max_{j!=y} z_j``
     (``<= 0`` means misclassified), ``loss`` the minimised loss.
@@ -179,11 +162,9 @@ def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
             return m, -cross_entropy(logits, y)
         raise ValueError(f"Square attack loss must be 'margin' or 'ce', got {loss!r}")
 
-    if sample_keys is None:
-        sample_keys = jax.random.split(key, b)
-    k_init = _step_keys(sample_keys, n_queries)[:, 0]  # steps 0 .. n_queries - 1 are the queries
+    k_init, k_loop = jax.random.split(key)
     if norm == "linf":
-        signs = _per_sample(k_init, (1, w, c), jax.random.rademacher, x.dtype)
+        signs = jax.random.rademacher(k_init, (b, 1, w, c), dtype=x.dtype)
         x_best = clip_to_bounds(x4 + eps_b * signs, bounds)
     elif norm == "l2":
         s0 = max(h // 5, 1)
@@ -197,7 +178,7 @@ def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
                 blk[vh:vh + s0, vw:vw + s0] = pattern
                 blocks.append(blk[:h, :w])
         blocks = jnp.asarray(np.stack(blocks))  # [n_blocks, h, w]
-        signs = _per_sample(k_init, (blocks.shape[0], c), jax.random.rademacher, x.dtype)
+        signs = jax.random.rademacher(k_init, (b, blocks.shape[0], c), dtype=x.dtype)
         delta_init = jnp.einsum("nhw,bnc->bhwc", blocks, signs)
         x_best = clip_to_bounds(x4 + normalize_l2(delta_init) * eps_b, bounds)
     else:
@@ -206,25 +187,25 @@ def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
     margin_init, loss_init = margin_and_loss(x_best)
     done = jnp.zeros((b,), bool) if done is None else done
     sizes = jnp.asarray(square_sizes(norm, n_queries, h, w, c, p_init, rescale_schedule))
+    keys = jax.random.split(k_loop, n_queries)
     table = jnp.asarray(_eta_table(min(h, w))) if norm == "l2" else None
 
     def body(carry):
         i, x_best, margin_min, loss_min = carry
-        s = sizes[i]
-        step_keys = _step_keys(sample_keys, i)
-        k1, k2, k3, k4, k5, k6 = (step_keys[:, j] for j in range(6))
+        s, k = sizes[i], keys[i]
+        k1, k2, k3, k4, k5, k6 = jax.random.split(k, 6)
         active = (margin_min > 0.0) & ~done
-        vh = _random_pos(k1, h, s)
-        vw = _random_pos(k2, w, s)
+        vh = _random_pos(k1, b, h, s)
+        vw = _random_pos(k2, b, w, s)
         mask1 = _window_mask(vh, vw, s, h, w)
         if norm == "linf":
-            sign = _per_sample(k3, (1, 1, c), jax.random.rademacher, x.dtype)
+            sign = jax.random.rademacher(k3, (b, 1, 1, c), dtype=x.dtype)
             x_new = x_best + jnp.where(mask1, 2.0 * eps_b * sign, 0.0)
             x_new = clip_to_bounds(jnp.clip(x_new, x4 - eps_b, x4 + eps_b), bounds)
         else:
             delta_curr = x_best - x4
-            vh2 = _random_pos(k4, h, s)
-            vw2 = _random_pos(k5, w, s)
+            vh2 = _random_pos(k4, b, h, s)
+            vw2 = _random_pos(k5, b, w, s)
             mask2 = _window_mask(vh2, vw2, s, h, w)
             m1 = mask1.astype(x.dtype)
             mask_image = (mask1 | mask2).astype(x.dtype)
@@ -238,9 +219,9 @@ def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
             lr_i = jnp.clip(lr, 0, s_max - 1)[:, :, None]
             lc_i = jnp.clip(lc, 0, s_max - 1)[:, None, :]
             eta_s = table[s]
-            flip = jax.vmap(lambda k: jax.random.bernoulli(k, 0.5, (1, 1)))(k6)
+            flip = jax.random.bernoulli(k6, 0.5, (b, 1, 1))
             pat = jnp.where(flip, eta_s[lc_i, lr_i], eta_s[lr_i, lc_i])[..., None]  # [B, h, w, 1]
-            sign = _per_sample(k3, (1, 1, c), jax.random.rademacher, x.dtype)
+            sign = jax.random.rademacher(k3, (b, 1, 1, c), dtype=x.dtype)
             new = jnp.where(mask1, pat * sign + delta_curr / (1e-12 + norms_window_1), 0.0)
             new_norm = jnp.sqrt(jnp.sum(jnp.square(new), axis=(1, 2), keepdims=True))
             new = new / (1e-12 + new_norm) * jnp.sqrt(
@@ -265,46 +246,33 @@ def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
 
 def square_attack(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Bounds,
                   norm: str = "linf", n_queries: int = 5000, p_init: float = P_INIT, n_restarts: int = 1,
-                  loss: str = "margin", rescale_schedule: bool = True, skip: Array | None = None,
-                  chunk_size: int | None = None) -> Array:
-    """Square attack (untargeted); ``norm``, ``n_queries``, ``n_restarts``, ``loss`` are static.
+                  loss: str = "margin", rescale_schedule: bool = True, skip: Array | None = None) -> Array:
+    """Square attack (untargeted); ``norm``, ``n_queries``, ``n_restarts``, ``loss`` are static;
+    ``skip`` (bool ``[B]``): samples not to attack, returned unchanged (masked, not compacted).
 
-    Each restart attacks only the samples not fooled yet (nor clean misclassified, nor in ``skip``:
-    returned unchanged, no queries spent), compacted into chunks of ``chunk_size`` (static; see
-    :func:`loops.chunk_rows`); every sample draws from its own key stream, so its run does not
-    depend on the chunking. Returns per sample the first misclassified point found (clean
-    misclassified inputs unchanged), else the lowest-loss point of the restarts, always in
-    ``bounds`` and the eps ball.
+    Returns per sample the first misclassified point found (clean misclassified inputs unchanged),
+    else the lowest-loss point of the restarts, always in ``bounds`` and the eps ball.
     """
-    b = x.shape[0]
-    eps_b = jnp.broadcast_to(jnp.asarray(eps, x.dtype), (b,))
     already = jnp.argmax(logits_fn(x), axis=-1) != y
     if skip is not None:
         already = already | skip
-    chunk = loops.chunk_rows(b, chunk_size)
 
-    def run(carry):
-        r, results = carry
-        sample_keys = jax.random.split(jax.random.fold_in(key, r), b)
+    def body(carry):
+        r, x_adv, fooled, x_low, loss_low = carry
+        x_best, margin_min, loss_min, _, _ = square_single_run(
+            logits_fn, x, y, jax.random.fold_in(key, r), eps=eps, bounds=bounds, norm=norm,
+            n_queries=n_queries, p_init=p_init, loss=loss, rescale_schedule=rescale_schedule, done=fooled)
+        run_fooled = margin_min <= 0.0
+        new = run_fooled & ~fooled
+        x_adv = jnp.where(_expand(new, x), x_best, x_adv)
+        better = loss_min < loss_low
+        x_low = jnp.where(_expand(better, x), x_best, x_low)
+        loss_low = jnp.where(better, loss_min, loss_low)
+        return r + 1, x_adv, fooled | run_fooled, x_low, loss_low
 
-        def on_chunk(rows, valid, results):
-            x_adv, fooled, x_low, loss_low = (a[rows] for a in results)
-            x_best, margin_min, loss_min, _, _ = square_single_run(
-                logits_fn, x[rows], y[rows], None, eps=eps_b[rows], bounds=bounds, norm=norm,
-                n_queries=n_queries, p_init=p_init, loss=loss, rescale_schedule=rescale_schedule,
-                done=~valid, sample_keys=sample_keys[rows])
-            run_fooled = margin_min <= 0.0  # every valid row was not fooled before: its first success
-            x_adv = jnp.where(_expand(run_fooled, x_best), x_best, x_adv)
-            better = loss_min < loss_low
-            x_low = jnp.where(_expand(better, x_best), x_best, x_low)
-            loss_low = jnp.where(better, loss_min, loss_low)
-            return loops.scatter_rows(results, rows, valid, (x_adv, fooled | run_fooled, x_low, loss_low))
-
-        return r + 1, loops.for_active_chunks(on_chunk, results, ~results[1], chunk_size=chunk)
-
-    init = (jnp.asarray(0), (x, already, x, jnp.full((b,), jnp.inf, x.dtype)))
-    _, (x_adv, fooled, x_low, _) = loops.while_active(run, init, max_steps=n_restarts,
-                                                      active=lambda carry: ~carry[1][1])
+    init = (jnp.asarray(0), x, already, x, jnp.full((x.shape[0],), jnp.inf, x.dtype))
+    _, x_adv, fooled, x_low, _ = loops.while_active(body, init, max_steps=n_restarts,
+                                                    active=lambda carry: ~carry[2])
     x_adv = jnp.where(_expand(fooled, x), x_adv, x_low)
     if norm == "linf":
         return project_linf(x_adv, x, eps, bounds)
@@ -313,17 +281,15 @@ def square_attack(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: 
 
 @register("square", norm="linf", test_kwargs={"n_queries": 10})
 def square(logits_fn, x, y, key, *, eps, bounds, n_queries=5000, p_init=P_INIT, n_restarts=1,
-           loss="margin", rescale_schedule=True, chunk_size=None):
+           loss="margin", rescale_schedule=True):
     """Square attack in the L-inf ball (see :func:`square_attack`)."""
     return square_attack(logits_fn, x, y, key, eps=eps, bounds=bounds, norm="linf", n_queries=n_queries,
-                         p_init=p_init, n_restarts=n_restarts, loss=loss, rescale_schedule=rescale_schedule,
-                         chunk_size=chunk_size)
+                         p_init=p_init, n_restarts=n_restarts, loss=loss, rescale_schedule=rescale_schedule)
 
 
 @register("square_l2", norm="l2", test_kwargs={"n_queries": 10})
 def square_l2(logits_fn, x, y, key, *, eps, bounds, n_queries=5000, p_init=P_INIT, n_restarts=1,
-              loss="margin", rescale_schedule=True, chunk_size=None):
+              loss="margin", rescale_schedule=True):
     """Square attack in the L2 ball (see :func:`square_attack`)."""
     return square_attack(logits_fn, x, y, key, eps=eps, bounds=bounds, norm="l2", n_queries=n_queries,
-                         p_init=p_init, n_restarts=n_restarts, loss=loss, rescale_schedule=rescale_schedule,
-                         chunk_size=chunk_size)
+                         p_init=p_init, n_restarts=n_restarts, loss=loss, rescale_schedule=rescale_schedule)

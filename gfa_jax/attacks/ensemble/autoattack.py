@@ -6,10 +6,10 @@ with 100 iterations. ``version='plus'`` runs APGD-CE, APGD-DLR, FAB, Square, APG
 restarts for APGD-CE/DLR and FAB.
 
 Each later attack only matters for the points still robust, and only attacks them, as the reference
-does: the settled samples are passed as ``skip``, and every member (APGD, FAB, Square) compacts the
-rest into chunks of static size (:func:`gfa_jax.attacks.loops.for_active_chunks`; on CPU, 128
-samples; on accelerators one chunk, i.e. the masked full batch), so a fooled sample costs nothing
-more. The result is selected per sample, ``x_adv = where(still_robust & new_success, new, old)``.
+does: the settled samples are passed as ``skip``, and the APGD and FAB members compact the rest into
+chunks of static size (:func:`gfa_jax.attacks.loops.for_active_chunks`; on CPU, 128 samples; on
+accelerators one chunk, i.e. the masked full batch), so a fooled sample costs them nothing; Square
+masks them. The result is selected per sample, ``x_adv = where(still_robust & new_success, new, old)``.
 
 Randomness: attack ``i`` of the list gets ``jax.random.fold_in(key, i)``, so a member run alone with
 that key reproduces its part of the ensemble.
@@ -82,8 +82,9 @@ def run_member(name: str, logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, 
                n_queries: int = 5000, skip: Array | None = None, chunk_size: int | None = None) -> Array:
     """Runs one AutoAttack member with the settings AutoAttack uses for ``version``.
 
-    ``skip`` (bool ``[B]``): samples already settled; no member spends compute on them (their runs
-    are compacted to the rest, in chunks of ``chunk_size``: see :func:`gfa_jax.attacks.loops.chunk_rows`)."""
+    ``skip`` (bool ``[B]``): samples already settled; the APGD and FAB members spend no compute on
+    them (their runs are compacted to the rest, in chunks of ``chunk_size``: see
+    :func:`gfa_jax.attacks.loops.chunk_rows`), Square masks them."""
     restarts = 5 if version == "plus" else 1
     if name == "apgd-ce":
         return apgd(logits_fn, x, y, key, eps=eps, bounds=bounds, loss="ce", norm=norm, n_iter=n_iter,
@@ -103,8 +104,7 @@ def run_member(name: str, logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, 
                            skip=skip, chunk_size=chunk_size)
     if name == "square":
         return square_attack(logits_fn, x, y, key, eps=eps, bounds=bounds, norm=norm, n_queries=n_queries,
-                             p_init=0.8, n_restarts=1, rescale_schedule=False, skip=skip,
-                             chunk_size=chunk_size)
+                             p_init=0.8, n_restarts=1, rescale_schedule=False, skip=skip)
     raise ValueError(f"Unknown AutoAttack member {name!r}")
 
 
@@ -118,7 +118,7 @@ def autoattack_report(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
       norm: 'linf' or 'l2'; version: 'standard' or 'plus'; attacks: optional explicit list of member
         names (overrides ``version``'s list). All static, as are the budgets ``n_iter`` (APGD/FAB),
         ``n_target_classes`` (APGD-T/FAB-T) and ``n_queries`` (Square), and ``chunk_size`` (samples per
-        chunk of the compacted runs; ``None``: :func:`gfa_jax.attacks.loops.chunk_rows`).
+        chunk of the compacted APGD / FAB runs; ``None``: :func:`gfa_jax.attacks.loops.chunk_rows`).
     """
     names = tuple(attacks) if attacks is not None else attack_list(version, norm)
     robust = jnp.argmax(logits_fn(x), axis=-1) == y
