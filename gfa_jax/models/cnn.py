@@ -6,7 +6,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 
-from gfa_jax.models.layers import capture_layer_input, conv_as_matmul, conv_general_dilated, max_pool_2x2
+from gfa_jax.models.layers import capture_layer_input, conv_as_matmul, conv_general_dilated, dot_general, max_pool_2x2
 
 
 class PaperCNN(nn.Module):
@@ -40,6 +40,9 @@ class PaperCNN(nn.Module):
             return conv_as_matmul
         return conv_general_dilated if self.cpu_conv_rewrites else jax.lax.conv_general_dilated
 
+    def _matmul(self):
+        return dot_general if self.cpu_conv_rewrites else jax.lax.dot_general
+
     def conv_output(self, h: jax.Array, index: int) -> jax.Array:
         """What follows conv layer ``index``'s activation, before pooling: nothing here; a hook for
         variants that add blocks there (:class:`gfa_jax.models.denoise.PaperCNNDenoise`)."""
@@ -60,7 +63,7 @@ class PaperCNN(nn.Module):
         for features in self.hidden_features:
             name = next(names)
             x = capture_layer_input(self, name, x)
-            x = act(nn.Dense(features, use_bias=False, name=name)(x))
+            x = act(nn.Dense(features, use_bias=False, name=name, dot_general=self._matmul())(x))
         name = next(names)
         x = capture_layer_input(self, name, x)
-        return nn.Dense(self.num_classes, use_bias=False, name=name)(x)
+        return nn.Dense(self.num_classes, use_bias=False, name=name, dot_general=self._matmul())(x)

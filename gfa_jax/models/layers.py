@@ -25,21 +25,32 @@ def by_layer_name(captured: dict, layer_names) -> dict:
 def max_pool_2x2(x: jax.Array) -> jax.Array:
     """2x2 max pooling with stride 2 on NHWC input (H and W even).
 
-    Same values as ``nn.max_pool(x, (2, 2), (2, 2))``. Written as two pairwise ``maximum``s over
-    contiguous halves (rows of a window, then the two column halves of the fused ``W x C`` axis)
+    Same values as ``nn.max_pool(x, (2, 2), (2, 2))``, NaN included. Written as two pairwise maxima
+    over contiguous halves (rows of a window, then the two column halves of the fused ``W x C`` axis)
     because the gradient is then plain selects and pads that XLA fuses: on XLA:CPU the gradient
     of ``relu`` + pooling on a ``[256, 32, 32, 32]`` activation took 33 ms as ``reduce_window``
     (select-and-scatter) or a reshape + ``max`` over two axes (a tie-count and a divide), and
-    12 ms this way. Ties split the gradient equally at each pairwise maximum, so it stays a
-    subgradient: it sums to the window's output gradient and lands only on maximal elements.
+    12 ms this way.
+
+    At a tie the whole gradient goes to one maximal element (the first of each pairwise comparison:
+    upper row, then left column), as PyTorch's pooling gives it to one. ``jnp.maximum``'s
+    derivative would split it equally, through a divide whose weights XLA stores per element: in
+    the DEEP GFA step's double backward, 8 such fusions took about 50 ms of a 0.55 s step.
+    Either way the gradient is a subgradient: it sums to the window's output gradient and lands
+    only on maximal elements.
     """
     batch, height, width, channels = x.shape
     if height % 2 or width % 2:
         raise ValueError(f"max_pool_2x2 needs even spatial dims, got {x.shape}")
     # [B, H/2, 2 (row in window), W/2, 2 * C (column in window, then channel)]: a free reshape.
     windows = x.reshape(batch, height // 2, 2, width // 2, 2 * channels)
-    rows = jnp.maximum(windows[:, :, 0], windows[:, :, 1])
-    return jnp.maximum(rows[..., :channels], rows[..., channels:])
+    rows = _maximum_to_first(windows[:, :, 0], windows[:, :, 1])
+    return _maximum_to_first(rows[..., :channels], rows[..., channels:])
+
+
+def _maximum_to_first(a: jax.Array, b: jax.Array) -> jax.Array:
+    """``jnp.maximum(a, b)`` whose derivative at ``a == b`` is ``a``'s alone (a select, no divide)."""
+    return jnp.where((a >= b) | jnp.isnan(a), a, b)
 
 
 # XLA:CPU's convolution kernels take a slow path when the input has fewer than 4 channels: the
@@ -124,10 +135,18 @@ def _contract_rows(a: jax.Array, b: jax.Array) -> jax.Array:
 
 
 def conv3x3_kernel_gradient(x: jax.Array, cotangent: jax.Array) -> jax.Array:
-    """``d <cotangent, conv3x3_same(x, k)> / d k`` as im2col patches times a matmul.
+    """``d <cotangent, conv3x3_same(x, k)> / d k`` as shifted copies of the operands times one matmul.
 
-    ``sum_bhw xpad[b, h+i, w+j, :] c[b, h, w, :]`` equals ``sum_bhw x[b, h, w, :] cpad[b, h+2-i, w+2-j, :]``,
-    so the patches are taken of whichever operand has fewer channels (9x its size in memory).
+    The gradient is ``g[i, j] = sum_bhw xpad[b, h+i, w+j, :]^T c[b, h, w, :]``: nine taps, one matmul
+    over the B*H*W rows once the taps are laid side by side. Two layouts, whichever copies less:
+
+    - split taps (channels of similar width): the three column taps of ``x`` side by side and the
+      three row taps of ``c`` side by side, ``[3C]`` and ``[3O]`` columns over ``B*(H+2)*W`` rows; the
+      one ``[3C, 3O]`` product holds every ``(i, j)`` block. On the paper CNN's conv2 (32 -> 32,
+      16x16, batch 256) 22-26 ms against 42-48 ms for full patches of either operand;
+    - full im2col patches of the operand with fewer channels (``[9C]`` columns), since
+      ``sum_bhw xpad[b, h+i, w+j, :] c[b, h, w, :]`` equals ``sum_bhw x[b, h, w, :] cpad[b, h+2-i, w+2-j, :]``
+      (conv1's 4 -> 32 channels: the patches of the image are a third of the split layout's copies).
     """
     channels, features = x.shape[-1], cotangent.shape[-1]
     # The matmul contracts the long B*H*W axis. Where XLA:CPU copies an operand into another layout
@@ -135,11 +154,29 @@ def conv3x3_kernel_gradient(x: jax.Array, cotangent: jax.Array) -> jax.Array:
     # gradients) out of that copy: fused into a transposing copy it ran 10x slower than the copy
     # alone (results/benchmarks/cpu_profile.md).
     x, cotangent = jax.lax.optimization_barrier((x, cotangent))
+    height = x.shape[1]
+    if 3 * (channels + features) * (height + 2) < 9 * min(channels, features) * height:
+        return _kernel_gradient_split_taps(x, cotangent)
     if channels <= features:
         gradient = _contract_rows(_patches(x), cotangent.reshape(-1, features))  # [9C, O]: taps (i, j), C
         return gradient.reshape(3, 3, channels, features)
     gradient = _contract_rows(x.reshape(-1, channels), _patches(cotangent))  # [C, 9O]: taps (2 - i, 2 - j)
     return jnp.flip(gradient.reshape(channels, 3, 3, features), (1, 2)).transpose(1, 2, 0, 3)
+
+
+def _kernel_gradient_split_taps(x: jax.Array, cotangent: jax.Array) -> jax.Array:
+    """:func:`conv3x3_kernel_gradient` with the column taps on ``x`` and the row taps on ``cotangent``.
+
+    Row ``(b, r, w)`` of a ``[B, H+2, W]`` grid pairs ``xpad[b, r, w+j]`` (column tap ``j``) with
+    ``c[b, r-i, w]`` (row tap ``i``, zero outside the image), so their product summed over rows is
+    ``sum_bhw xpad[b, h+i, w+j] c[b, h, w]``: the kernel gradient's tap ``(i, j)``.
+    """
+    channels, features = x.shape[-1], cotangent.shape[-1]
+    column_taps = im2col(x, (1, 3), ((1, 1), (1, 1)))  # [B, H+2, W, 3C]: xpad[b, r, w+j]
+    row_taps = jnp.concatenate([jnp.pad(cotangent, ((0, 0), (i, 2 - i), (0, 0), (0, 0))) for i in range(3)],
+                               axis=-1)
+    blocks = _contract_rows(column_taps.reshape(-1, 3 * channels), row_taps.reshape(-1, 3 * features))
+    return blocks.reshape(3, channels, 3, features).transpose(2, 0, 1, 3)  # [(j, C), (i, O)] -> [i, j, C, O]
 
 
 def _conv3x3_backward(residuals, cotangent):
@@ -149,6 +186,48 @@ def _conv3x3_backward(residuals, cotangent):
 
 
 conv3x3_same.defvjp(_conv3x3_forward, _conv3x3_backward)
+
+
+def dot_general(lhs: jax.Array, rhs: jax.Array, dimension_numbers, precision=None,
+                preferred_element_type=None) -> jax.Array:
+    """``lax.dot_general`` as our Dense layers call it, with a layout-friendly VJP for ``x @ kernel``.
+
+    A drop-in for ``nn.Dense(dot_general=...)``: a ``[B, I] @ [I, O]`` product with default precision
+    goes through :func:`matmul`; anything else is ``lax.dot_general`` itself.
+    """
+    (lhs_contracting, rhs_contracting), batch = dimension_numbers
+    if (lhs.ndim == rhs.ndim == 2 and tuple(lhs_contracting) == (1,) and tuple(rhs_contracting) == (0,)
+            and not any(batch) and precision is None and preferred_element_type is None):
+        return matmul(lhs, rhs)
+    return jax.lax.dot_general(lhs, rhs, dimension_numbers, precision=precision,
+                               preferred_element_type=preferred_element_type)
+
+
+@jax.custom_vjp
+def matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """``x @ kernel`` whose kernel gradient is computed in the kernel's own ``[I, O]`` layout.
+
+    Why (issue 15): JAX's transpose of ``x @ kernel`` with respect to the kernel is a ``[O, I]``
+    product followed by a transpose. In the DEEP GFA step XLA:CPU fused that transpose into each
+    of Adam's updates of the kernel (a strided read of ``[1000, 2048]`` in each), instead of
+    computing the product in place. Here the kernel gradient is one ``dot_general`` over the batch
+    rows with the kernel's layout, and the input gradient is ``cotangent @ kernel.T``; same values.
+    The paper CNN's DEEP step ran 4-6 % faster (two interleaved A/B runs of 20 and 30 steps).
+    """
+    return x @ kernel
+
+
+def _matmul_forward(x, kernel):
+    # Through matmul itself, so an outer derivative (the GFA term's) uses this rule again.
+    return matmul(x, kernel), (x, kernel)
+
+
+def _matmul_backward(residuals, cotangent):
+    x, kernel = residuals
+    return cotangent @ kernel.T, _contract_rows(x, cotangent)
+
+
+matmul.defvjp(_matmul_forward, _matmul_backward)
 
 
 def _channels_last(dimension_numbers, ndim: int) -> bool:
@@ -175,16 +254,22 @@ def conv_as_matmul(lhs: jax.Array, rhs: jax.Array, window_strides, padding, **_)
 
 def im2col(x: jax.Array, window: tuple[int, int], padding) -> jax.Array:
     """``[B, H', W', kh*kw*C]``: the stride-1 ``window`` patches of NHWC ``x`` (shifted slices of the
-    padded input, concatenated; taps in row-major order, then channels). ``padding``: a string or
-    ``((top, bottom), (left, right))`` as ``lax.conv_general_dilated`` takes it."""
+    padded input; taps in row-major order, then channels). ``padding``: a string or
+    ``((top, bottom), (left, right))`` as ``lax.conv_general_dilated`` takes it.
+
+    Built in two concatenates, the column taps and then the row taps of those, rather than one of
+    ``kh*kw`` slices: XLA:CPU fuses these into loop fusions, where the nine-way ``concatenate`` of a
+    3x3 window stayed an op of its own at 2 GB/s. The paper CNN's conv1 patches (``[256, 32, 32, 36]``):
+    12 ms against 21 ms alone, and the nine-way op took about 40 ms inside the DEEP GFA step.
+    """
     kh, kw = window
     _, height, width, _ = x.shape
     if isinstance(padding, str):
         padding = jax.lax.padtype_to_pads((height, width), (kh, kw), (1, 1), padding)
     padded = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
     out_h, out_w = padded.shape[1] - kh + 1, padded.shape[2] - kw + 1
-    return jnp.concatenate(
-        [padded[:, i:i + out_h, j:j + out_w, :] for i in range(kh) for j in range(kw)], axis=-1)
+    columns = jnp.concatenate([padded[:, :, j:j + out_w, :] for j in range(kw)], axis=-1)
+    return jnp.concatenate([columns[:, i:i + out_h] for i in range(kh)], axis=-1)
 
 
 def capture_layer_input(module: nn.Module, name: str, h: jax.Array) -> jax.Array:

@@ -1,4 +1,5 @@
-"""layers.conv_general_dilated / conv3x3_same: XLA:CPU's fast paths compute the same convolution.
+"""layers.conv_general_dilated / conv3x3_same (and dot_general / matmul): XLA:CPU's fast paths compute
+the same convolution (and product).
 
 Same values and derivatives (first, second and third order) as ``lax.conv_general_dilated``, and
 the structural property they exist for: no convolution of a GFA gradient has a full-image window
@@ -13,7 +14,7 @@ import pytest
 
 from gfa_jax import gfa
 from gfa_jax.models import PaperCNN
-from gfa_jax.models.layers import conv3x3_same, conv_general_dilated
+from gfa_jax.models.layers import conv3x3_same, conv_general_dilated, dot_general, matmul
 
 NHWC = ("NHWC", "HWIO", "NHWC")
 
@@ -38,12 +39,27 @@ def assert_close_to_scale(got, expected, rtol: float = 1e-4):
         chex.assert_trees_all_close(a, b, rtol=0, atol=rtol * float(jnp.abs(b).max()))
 
 
-@pytest.mark.parametrize("channels, features", [(5, 6), (6, 3), (4, 4)])
+@pytest.mark.parametrize("channels, features", [(5, 6), (4, 4), (2, 8), (6, 3)])
 def test_conv3x3_same_matches_lax_to_third_order(channels, features):
-    # Both branches of the kernel gradient: patches of x (channels <= features) or of the cotangent.
+    # Every layout of the kernel gradient on this 6x5 image: split taps (similar widths, the first
+    # two), patches of x (2 -> 8) and patches of the cotangent (6 -> 3).
     x = jax.random.normal(jax.random.key(0), (3, 6, 5, channels))
     kernel = jax.random.normal(jax.random.key(1), (3, 3, channels, features))
     assert_close_to_scale(derivatives(conv3x3_same, x, kernel), derivatives(lax_conv, x, kernel))
+
+
+def test_matmul_matches_lax_to_third_order():
+    x = jax.random.normal(jax.random.key(0), (5, 7))
+    kernel = jax.random.normal(jax.random.key(1), (7, 3))
+    assert_close_to_scale(derivatives(matmul, x, kernel), derivatives(jnp.matmul, x, kernel))
+
+
+def test_dot_general_leaves_other_products_to_lax():
+    x, kernel = jnp.ones((2, 4, 5)), jnp.ones((5, 3))
+    product = lambda v: dot_general(v, kernel, (((2,), (0,)), ((), ())))
+    chex.assert_trees_all_close(product(x), x @ kernel)
+    assert "custom_vjp" not in str(jax.make_jaxpr(product)(x))
+    assert "custom_vjp" in str(jax.make_jaxpr(lambda v: dot_general(v, kernel, (((1,), (0,)), ((), ()))))(x[0]))
 
 
 @pytest.mark.parametrize("channels", [1, 3])

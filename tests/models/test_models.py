@@ -67,6 +67,14 @@ def test_max_pool_2x2_gradient_with_ties_is_a_subgradient():
                == max_pool_2x2(x)[0, :, :, 0][..., None])
     assert bool(jnp.all(jnp.where(maximal, True, windows == 0)))
     assert bool(jnp.all(windows >= 0))
+    # One maximal element takes a tied window's whole gradient, as in PyTorch (no split, no divide).
+    np.testing.assert_array_equal(jnp.sum(windows != 0, axis=-1), jnp.ones((2, 2)))
+
+
+def test_max_pool_2x2_propagates_nan_like_max_pool():
+    x = jnp.zeros((1, 4, 4, 1)).at[0, 1, 1, 0].set(jnp.nan).at[0, 3, 2, 0].set(jnp.nan).at[0, 0, 3, 0].set(5.0)
+    np.testing.assert_array_equal(max_pool_2x2(x), nn.max_pool(x, (2, 2), (2, 2)))
+    assert bool(jnp.isnan(max_pool_2x2(x)[0, 0, 0, 0])) and bool(jnp.isnan(max_pool_2x2(x)[0, 1, 1, 0]))
 
 
 def test_max_pool_2x2_rejects_odd_sizes():
