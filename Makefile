@@ -43,7 +43,7 @@ quickstart: setup fashion-mnist
 	$(PY) -m gfa_jax.main --config configs/quickstart.py --workdir runs/quickstart
 
 test: setup
-	$(PY) -m pytest -q -m "not slow" --durations=25
+	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadfile --durations=25
 
 test-all: setup
 	$(PY) -m pytest -q
