@@ -1,6 +1,6 @@
 """Time per train step: standard vs DEEP GFA (and the baselines), one seed vs several vmapped; prints JSON.
 
-    .venv/bin/python benchmarks/train_step.py --model paper_cnn --batch 256 --seeds 5 [--torch] [--conv-as-matmul]
+    .venv/bin/python benchmarks/train_step.py --model paper_cnn --batch 256 --seeds 5 [--torch [--interleave 20]] [--conv-as-matmul]
     .venv/bin/python benchmarks/train_step.py --strategies standard,deep,adv,gaie,denoise
     .venv/bin/python benchmarks/train_step.py --model paper_mlp --layerwise
     .venv/bin/python benchmarks/train_step.py --model mnist_3conv2fc --task-loss ce --strategies layerwise,adv
@@ -16,7 +16,8 @@ the one-seed step as written (``PaperCNN(cpu_conv_rewrites=False)``: plain convo
 rewrites which trade convolutions for matmuls don't change the yardstick) over each case's steady
 time, against the measured float32 matmul peak of the device; torch's efficiency uses the same count.
 With ``--torch`` (needs ``pip install torch``) the same model and DEEP loss, written in PyTorch with
-a double backward (``create_graph=True``), is timed side by side at one seed.
+a double backward (``create_graph=True``), is timed side by side at one seed; ``--interleave N``
+also alternates the two DEEP steps call by call, N rounds (the ratio to quote on a shared machine).
 """
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import compiled_flops, emit_report, machine_info, matmul_peak_flops, time_jitted  # noqa: E402
+from benchmarks.common import (WARMUP_CALLS, compiled_flops, emit_report, machine_info, matmul_peak_flops,  # noqa: E402
+                               time_jitted)
 from gfa_jax import config as gfa_config  # noqa: E402
 from gfa_jax.training import multiseed, optimizers, train_state, train_step  # noqa: E402
 from gfa_jax.defenses.compose import make_objective  # noqa: E402
@@ -105,8 +107,8 @@ def jax_case(model_name: str, strategy: str, num_seeds: int, batch: int, steps: 
             "seed_mode": mode, "batch": batch, "conv_as_matmul": conv_as_matmul, **result}
 
 
-def torch_deep_cnn_case(batch: int, steps: int, beta: float = 0.1) -> dict:
-    """The paper CNN with the DEEP loss in PyTorch (double backward), for a side-by-side time."""
+def torch_deep_cnn_step(batch: int, beta: float = 0.1):
+    """One DEEP train step of the paper CNN in PyTorch (double backward), as a callable."""
     import torch
     from torch import nn
 
@@ -149,7 +151,16 @@ def torch_deep_cnn_case(batch: int, steps: int, beta: float = 0.1) -> dict:
         loss.backward()
         optimizer.step()
 
-    step()
+    return step
+
+
+def torch_deep_cnn_case(batch: int, steps: int) -> dict:
+    """The PyTorch DEEP step timed on its own (after the JAX cases)."""
+    import torch
+
+    step = torch_deep_cnn_step(batch)
+    for _ in range(WARMUP_CALLS):
+        step()
     times = []
     for _ in range(steps):
         start = time.perf_counter()
@@ -161,6 +172,41 @@ def torch_deep_cnn_case(batch: int, steps: int, beta: float = 0.1) -> dict:
             "steps_timed": steps}
 
 
+def interleaved_deep_vs_torch(batch: int, rounds: int) -> dict:
+    """The JAX and the PyTorch DEEP steps (one seed) alternating, ``rounds`` calls each.
+
+    This VM's speed drifts by a third between runs minutes apart (neighbours' load), which moves a
+    ratio of two back-to-back timings as much as any change being measured; alternating the two
+    steps call by call exposes both to the same drift. Reported: each side's median and the median
+    of the per-round ratios.
+    """
+    _, step, args = build_step("paper_cnn", "deep", 1, batch)
+    compiled = step.lower(*args).compile()
+    torch_step = torch_deep_cnn_step(batch)
+    current = args
+
+    def jax_step():
+        nonlocal current
+        out = compiled(*current)
+        current = (out[0],) + tuple(current[1:])
+        jax.block_until_ready(out)
+
+    for _ in range(WARMUP_CALLS):
+        jax_step()
+        torch_step()
+    jax_times, torch_times = [], []
+    for _ in range(rounds):
+        for call, times in ((jax_step, jax_times), (torch_step, torch_times)):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+    per_round = np.asarray(torch_times) / np.asarray(jax_times)
+    return {"model": "paper_cnn", "strategy": "deep", "seeds": 1, "batch": batch, "rounds": rounds,
+            "jax_seconds_median": float(np.median(jax_times)), "torch_seconds_median": float(np.median(torch_times)),
+            "torch_over_jax_median_of_rounds": float(np.median(per_round)),
+            "torch_over_jax_rounds_min_max": [float(per_round.min()), float(per_round.max())]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="paper_cnn", choices=sorted(INPUT_SHAPES))
@@ -170,6 +216,8 @@ def main() -> None:
     parser.add_argument("--strategies", default="standard,deep",
                         help=f"comma-separated, from {', '.join(STRATEGIES)}; standard is always timed")
     parser.add_argument("--torch", action="store_true", help="also time the PyTorch DEEP step (CNN only)")
+    parser.add_argument("--interleave", type=int, default=0, metavar="ROUNDS",
+                        help="with --torch: also alternate the JAX and PyTorch DEEP steps ROUNDS times each")
     parser.add_argument("--layerwise", action="store_true", help="also time layer-wise adversarial training")
     parser.add_argument("--conv-as-matmul", action="store_true",
                         help="also time the one-seed steps with PaperCNN(conv_as_matmul=True)")
@@ -195,8 +243,11 @@ def main() -> None:
         if args.seeds > 1:  # all seeds in one vmap, and one seed at a time (the CPU default)
             cases.append(case(args.seeds))
             cases.append(case(args.seeds, seed_chunk=1))
+    interleaved = None
     if args.torch and args.model == "paper_cnn":
         cases.append(torch_deep_cnn_case(args.batch, args.steps))
+        if args.interleave:
+            interleaved = interleaved_deep_vs_torch(args.batch, args.interleave)
 
     # The same math in every implementation: XLA's count of the one-seed step is the numerator of
     # every efficiency, torch's included; for the paper CNN, of the step with plain convolutions.
@@ -226,6 +277,12 @@ def main() -> None:
         ratios["torch_over_jax_deep_1_seed"] = by_key[("torch", "deep", 1, "vmap")] / by_key[("jax", "deep", 1, "vmap")]
         if "deep" in matmul_conv:
             ratios["torch_over_jax_deep_1_seed_conv_as_matmul"] = by_key[("torch", "deep", 1, "vmap")] / matmul_conv["deep"]
+    if interleaved:
+        ratios["torch_over_jax_deep_1_seed_interleaved"] = interleaved["torch_over_jax_median_of_rounds"]
+        flops = flops_by_key.get(("deep", 1))
+        if flops:
+            for impl in ("jax", "torch"):
+                interleaved[f"{impl}_efficiency_vs_matmul_peak"] = flops / interleaved[f"{impl}_seconds_median"] / peak
     for strategy, seconds in matmul_conv.items():
         ratios[f"{strategy}_conv_as_matmul_over_xla_conv_1_seed"] = seconds / by_key[("jax", strategy, 1, "vmap")]
     for case in cases:
@@ -233,8 +290,13 @@ def main() -> None:
         print(f"[train_step] {case['impl']} {case['strategy']} seeds={case['seeds']} "
               f"{'conv_as_matmul ' if case.get('conv_as_matmul') else ''}{case['steady_seconds_median']:.3f} s"
               + (f", {100 * eff:.1f} % of peak" if eff else ""), file=sys.stderr)
+    if interleaved:
+        print(f"[train_step] interleaved DEEP, {interleaved['rounds']} rounds: jax {interleaved['jax_seconds_median']:.3f} s, "
+              f"torch {interleaved['torch_seconds_median']:.3f} s, torch / jax {interleaved['torch_over_jax_median_of_rounds']:.2f}",
+              file=sys.stderr)
     emit_report({"benchmark": "train_step", "machine": machine_info(), "matmul_peak_flops": peak,
-                 "cases": cases, "ratios": ratios}, args.out, load_start)
+                 "cases": cases, "ratios": ratios, **({"interleaved_deep_vs_torch": interleaved} if interleaved else {})},
+                args.out, load_start)
 
 
 if __name__ == "__main__":
