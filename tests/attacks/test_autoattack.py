@@ -258,6 +258,7 @@ COMPACTION_CASES = {
     "apgd": {"eps": 0.2, "n_iter": 8, "n_restarts": 2},
     "apgd_t": {"eps": 0.2, "n_iter": 6, "n_target_classes": 3},
     "fab_t": {"eps": 0.2, "n_iter": 6, "n_target_classes": 3},
+    "square": {"eps": 0.2, "n_queries": 30, "n_restarts": 2},
 }
 
 
@@ -312,10 +313,10 @@ def test_autoattack_members_spend_nothing_on_skipped_samples(mlp):
         return f(z)
 
     skip = jnp.arange(N) >= 3  # attack three samples only
-    for name in ("apgd-ce", "apgd-t", "fab-t"):
+    for name in ("apgd-ce", "apgd-t", "fab-t", "square"):
         rows_seen.clear()
         x_adv = jax.jit(lambda: run_member(name, logits_fn, x, y, jax.random.key(5), eps=0.1, bounds=BOUNDS,
-                                           norm="linf", n_iter=5, n_target_classes=2, skip=skip,
+                                           norm="linf", n_iter=5, n_target_classes=2, n_queries=8, skip=skip,
                                            chunk_size=4))()
         jax.block_until_ready(x_adv)
         np.testing.assert_array_equal(np.asarray(x_adv)[3:], np.asarray(x)[3:])

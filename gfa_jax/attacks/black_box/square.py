@@ -19,8 +19,7 @@ Inputs are ``[B, H, W, C]`` (``[B, H, W]`` and ``[B, D]`` are treated as one cha
 
 Deviations from the reference: square positions, per-channel signs (and the random transposition of
 the L2 ``eta`` pattern) are drawn per sample instead of once per iteration for the whole batch; the
-square is placed with masks built from ``iota`` comparisons so that everything vmaps; the loop always
-runs ``n_queries`` iterations (no early exit when everything is fooled). Samples misclassified at the
+square is placed with masks built from ``iota`` comparisons so that everything vmaps. Samples misclassified at the
 clean input are returned unchanged (as in the reference); samples never fooled get their best
 (lowest-loss) point, the reference returns the clean input for them. Targeted Square is not
 implemented.
@@ -141,9 +140,14 @@ def _to_4d(x: Array) -> Array:
 
 def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Bounds,
                       norm: str = "linf", n_queries: int = 5000, p_init: float = P_INIT, loss: str = "margin",
-                      rescale_schedule: bool = True, done: Array | None = None):
+                      rescale_schedule: bool = True, done: Array | None = None, chunk_size: int | None = None):
     """One Square run on the whole batch; it ends once every sample is fooled or ``done`` (bool
     ``[B]``, samples settled by an earlier restart, left unchanged).
+
+    Each query's candidates are drawn for the whole batch, and the model scores only those of the
+    samples still active, gathered into chunks of ``chunk_size`` (:func:`loops.for_active_chunks`;
+    ``None``: :func:`loops.chunk_rows`), as the reference queries only its not-yet-fooled subset.
+    The random draws do not depend on the chunking, so neither does any sample's trajectory.
 
     Returns ``(x_best, margin_min, loss_min, margin_init, loss_init)``; ``margin = z_y - max_{j!=y} z_j``
     (``<= 0`` means misclassified), ``loss`` the minimised loss.
@@ -152,15 +156,27 @@ def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
     x4 = _to_4d(x)
     b, h, w, c = x4.shape
     eps_b = _expand(jnp.broadcast_to(jnp.asarray(eps, x.dtype), (b,)), x4)
+    chunk = loops.chunk_rows(b, chunk_size)
 
-    def margin_and_loss(z4):
-        logits = logits_fn(z4.reshape(orig_shape))
-        m = -margin_loss(logits, y)
+    def margin_and_loss(z4, labels):
+        logits = logits_fn(z4.reshape(z4.shape[:1] + orig_shape[1:]))
+        m = -margin_loss(logits, labels)
         if loss == "margin":
             return m, m
         if loss == "ce":
-            return m, -cross_entropy(logits, y)
+            return m, -cross_entropy(logits, labels)
         raise ValueError(f"Square attack loss must be 'margin' or 'ce', got {loss!r}")
+
+    def score_active(x_new, active):
+        """Margin and loss of the active samples' candidates (``inf`` for the others)."""
+        if chunk >= b:  # one chunk: the whole batch, masked by the caller
+            return margin_and_loss(x_new, y)
+
+        def on_chunk(rows, valid, scores):
+            return loops.scatter_rows(scores, rows, valid, margin_and_loss(x_new[rows], y[rows]))
+
+        unscored = jnp.full((b,), jnp.inf, x.dtype)
+        return loops.for_active_chunks(on_chunk, (unscored, unscored), active, chunk_size=chunk)
 
     k_init, k_loop = jax.random.split(key)
     if norm == "linf":
@@ -184,7 +200,7 @@ def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
     else:
         raise ValueError(f"Square attack supports norm 'linf' or 'l2', got {norm!r}")
 
-    margin_init, loss_init = margin_and_loss(x_best)
+    margin_init, loss_init = margin_and_loss(x_best, y)
     done = jnp.zeros((b,), bool) if done is None else done
     sizes = jnp.asarray(square_sizes(norm, n_queries, h, w, c, p_init, rescale_schedule))
     keys = jax.random.split(k_loop, n_queries)
@@ -229,7 +245,7 @@ def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
             delta = delta_curr * (1.0 - mask_image) + new * m1
             x_new = clip_to_bounds(x4 + normalize_l2(delta) * eps_b, bounds)
 
-        margin_new, loss_new = margin_and_loss(x_new)
+        margin_new, loss_new = score_active(x_new, active)
         improved = (loss_new < loss_min) & active
         loss_min = jnp.where(improved, loss_new, loss_min)
         improved = (improved | (margin_new <= 0.0)) & active
@@ -246,9 +262,12 @@ def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
 
 def square_attack(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Bounds,
                   norm: str = "linf", n_queries: int = 5000, p_init: float = P_INIT, n_restarts: int = 1,
-                  loss: str = "margin", rescale_schedule: bool = True, skip: Array | None = None) -> Array:
+                  loss: str = "margin", rescale_schedule: bool = True, skip: Array | None = None,
+                  chunk_size: int | None = None) -> Array:
     """Square attack (untargeted); ``norm``, ``n_queries``, ``n_restarts``, ``loss`` are static;
-    ``skip`` (bool ``[B]``): samples not to attack, returned unchanged (masked, not compacted).
+    ``skip`` (bool ``[B]``): samples not to attack, returned unchanged; no query is spent on them,
+    nor on samples already fooled (the model scores the others in chunks of ``chunk_size``, static:
+    see :func:`square_single_run`).
 
     Returns per sample the first misclassified point found (clean misclassified inputs unchanged),
     else the lowest-loss point of the restarts, always in ``bounds`` and the eps ball.
@@ -261,7 +280,8 @@ def square_attack(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: 
         r, x_adv, fooled, x_low, loss_low = carry
         x_best, margin_min, loss_min, _, _ = square_single_run(
             logits_fn, x, y, jax.random.fold_in(key, r), eps=eps, bounds=bounds, norm=norm,
-            n_queries=n_queries, p_init=p_init, loss=loss, rescale_schedule=rescale_schedule, done=fooled)
+            n_queries=n_queries, p_init=p_init, loss=loss, rescale_schedule=rescale_schedule, done=fooled,
+            chunk_size=chunk_size)
         run_fooled = margin_min <= 0.0
         new = run_fooled & ~fooled
         x_adv = jnp.where(_expand(new, x), x_best, x_adv)
@@ -281,15 +301,17 @@ def square_attack(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: 
 
 @register("square", norm="linf", test_kwargs={"n_queries": 10})
 def square(logits_fn, x, y, key, *, eps, bounds, n_queries=5000, p_init=P_INIT, n_restarts=1,
-           loss="margin", rescale_schedule=True):
+           loss="margin", rescale_schedule=True, chunk_size=None):
     """Square attack in the L-inf ball (see :func:`square_attack`)."""
     return square_attack(logits_fn, x, y, key, eps=eps, bounds=bounds, norm="linf", n_queries=n_queries,
-                         p_init=p_init, n_restarts=n_restarts, loss=loss, rescale_schedule=rescale_schedule)
+                         p_init=p_init, n_restarts=n_restarts, loss=loss, rescale_schedule=rescale_schedule,
+                         chunk_size=chunk_size)
 
 
 @register("square_l2", norm="l2", test_kwargs={"n_queries": 10})
 def square_l2(logits_fn, x, y, key, *, eps, bounds, n_queries=5000, p_init=P_INIT, n_restarts=1,
-              loss="margin", rescale_schedule=True):
+              loss="margin", rescale_schedule=True, chunk_size=None):
     """Square attack in the L2 ball (see :func:`square_attack`)."""
     return square_attack(logits_fn, x, y, key, eps=eps, bounds=bounds, norm="l2", n_queries=n_queries,
-                         p_init=p_init, n_restarts=n_restarts, loss=loss, rescale_schedule=rescale_schedule)
+                         p_init=p_init, n_restarts=n_restarts, loss=loss, rescale_schedule=rescale_schedule,
+                         chunk_size=chunk_size)

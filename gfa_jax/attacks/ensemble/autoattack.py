@@ -6,10 +6,9 @@ with 100 iterations. ``version='plus'`` runs APGD-CE, APGD-DLR, FAB, Square, APG
 restarts for APGD-CE/DLR and FAB.
 
 Each later attack only matters for the points still robust, and only attacks them, as the reference
-does: the settled samples are passed as ``skip``, and the APGD and FAB members compact the rest into
-chunks of static size (:func:`gfa_jax.attacks.loops.for_active_chunks`; on CPU, 128 samples; on
-accelerators one chunk, i.e. the masked full batch), so a fooled sample costs them nothing; Square
-masks them. The result is selected per sample, ``x_adv = where(still_robust & new_success, new, old)``.
+does: the settled samples are passed as ``skip``, and every member compacts the rest into chunks of
+static size (:func:`gfa_jax.attacks.loops.for_active_chunks`; on CPU, 128 samples; on accelerators
+one chunk, i.e. the masked full batch), so a fooled sample costs them nothing. The result is selected per sample, ``x_adv = where(still_robust & new_success, new, old)``.
 
 Randomness: attack ``i`` of the list gets ``jax.random.fold_in(key, i)``, so a member run alone with
 that key reproduces its part of the ensemble.
@@ -82,9 +81,8 @@ def run_member(name: str, logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, 
                n_queries: int = 5000, skip: Array | None = None, chunk_size: int | None = None) -> Array:
     """Runs one AutoAttack member with the settings AutoAttack uses for ``version``.
 
-    ``skip`` (bool ``[B]``): samples already settled; the APGD and FAB members spend no compute on
-    them (their runs are compacted to the rest, in chunks of ``chunk_size``: see
-    :func:`gfa_jax.attacks.loops.chunk_rows`), Square masks them."""
+    ``skip`` (bool ``[B]``): samples already settled; no member spends compute on them (their runs
+    are compacted to the rest, in chunks of ``chunk_size``: see :func:`gfa_jax.attacks.loops.chunk_rows`)."""
     restarts = 5 if version == "plus" else 1
     if name == "apgd-ce":
         return apgd(logits_fn, x, y, key, eps=eps, bounds=bounds, loss="ce", norm=norm, n_iter=n_iter,
@@ -104,7 +102,7 @@ def run_member(name: str, logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, 
                            skip=skip, chunk_size=chunk_size)
     if name == "square":
         return square_attack(logits_fn, x, y, key, eps=eps, bounds=bounds, norm=norm, n_queries=n_queries,
-                             p_init=0.8, n_restarts=1, rescale_schedule=False, skip=skip)
+                             p_init=0.8, n_restarts=1, rescale_schedule=False, skip=skip, chunk_size=chunk_size)
     raise ValueError(f"Unknown AutoAttack member {name!r}")
 
 
