@@ -6,7 +6,13 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 
-from gfa_jax.models.layers import capture_layer_input, conv_as_matmul, conv_general_dilated, dot_general, max_pool_2x2
+from gfa_jax.models.layers import (
+    capture_layer_input,
+    conv_as_matmul,
+    conv_general_dilated,
+    dot_general,
+    max_pool_2x2,
+)
 
 
 class PaperCNN(nn.Module):
@@ -26,8 +32,9 @@ class PaperCNN(nn.Module):
     # True: 3x3 convolutions as im2col + matmul (same values; faster GFA steps at large batch on CPU,
     # see :func:`gfa_jax.models.layers.conv_as_matmul`).
     conv_as_matmul: bool = False
-    # False: plain ``lax.conv_general_dilated`` (the reference formulation, benchmarks' FLOP yardstick);
-    # True: :func:`gfa_jax.models.layers.conv_general_dilated`, same values, XLA:CPU's fast paths.
+    # False: plain ``lax.conv_general_dilated`` and ``lax.dot_general`` (the reference formulation,
+    # benchmarks' FLOP yardstick); True: :func:`gfa_jax.models.layers.conv_general_dilated` and
+    # :func:`gfa_jax.models.layers.dot_general`, same values, XLA:CPU's fast paths.
     cpu_conv_rewrites: bool = True
 
     @property
@@ -40,7 +47,7 @@ class PaperCNN(nn.Module):
             return conv_as_matmul
         return conv_general_dilated if self.cpu_conv_rewrites else jax.lax.conv_general_dilated
 
-    def _matmul(self):
+    def _dot_general(self):
         return dot_general if self.cpu_conv_rewrites else jax.lax.dot_general
 
     def conv_output(self, h: jax.Array, index: int) -> jax.Array:
@@ -63,7 +70,7 @@ class PaperCNN(nn.Module):
         for features in self.hidden_features:
             name = next(names)
             x = capture_layer_input(self, name, x)
-            x = act(nn.Dense(features, use_bias=False, name=name, dot_general=self._matmul())(x))
+            x = act(nn.Dense(features, use_bias=False, name=name, dot_general=self._dot_general())(x))
         name = next(names)
         x = capture_layer_input(self, name, x)
-        return nn.Dense(self.num_classes, use_bias=False, name=name, dot_general=self._matmul())(x)
+        return nn.Dense(self.num_classes, use_bias=False, name=name, dot_general=self._dot_general())(x)

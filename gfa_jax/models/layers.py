@@ -192,12 +192,14 @@ def dot_general(lhs: jax.Array, rhs: jax.Array, dimension_numbers, precision=Non
                 preferred_element_type=None) -> jax.Array:
     """``lax.dot_general`` as our Dense layers call it, with a layout-friendly VJP for ``x @ kernel``.
 
-    A drop-in for ``nn.Dense(dot_general=...)``: a ``[B, I] @ [I, O]`` product with default precision
-    goes through :func:`matmul`; anything else is ``lax.dot_general`` itself.
+    A drop-in for ``nn.Dense(dot_general=...)``: on CPU, a ``[B, I] @ [I, O]`` product with default
+    precision goes through :func:`matmul`; anything else (other backends included: unmeasured there)
+    is ``lax.dot_general`` itself.
     """
     (lhs_contracting, rhs_contracting), batch = dimension_numbers
     if (lhs.ndim == rhs.ndim == 2 and tuple(lhs_contracting) == (1,) and tuple(rhs_contracting) == (0,)
-            and not any(batch) and precision is None and preferred_element_type is None):
+            and not any(batch) and precision is None and preferred_element_type is None
+            and jax.default_backend() == "cpu"):
         return matmul(lhs, rhs)
     return jax.lax.dot_general(lhs, rhs, dimension_numbers, precision=precision,
                                preferred_element_type=preferred_element_type)

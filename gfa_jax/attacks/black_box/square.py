@@ -19,10 +19,10 @@ Inputs are ``[B, H, W, C]`` (``[B, H, W]`` and ``[B, D]`` are treated as one cha
 
 Deviations from the reference: square positions, per-channel signs (and the random transposition of
 the L2 ``eta`` pattern) are drawn per sample instead of once per iteration for the whole batch; the
-square is placed with masks built from ``iota`` comparisons so that everything vmaps. Samples misclassified at the
-clean input are returned unchanged (as in the reference); samples never fooled get their best
-(lowest-loss) point, the reference returns the clean input for them. Targeted Square is not
-implemented.
+square is placed with masks built from ``iota`` comparisons so that everything vmaps. Samples
+misclassified at the clean input are returned unchanged (as in the reference); samples never fooled
+get their best (lowest-loss) point, the reference returns the clean input for them. Targeted Square
+is not implemented.
 """
 from __future__ import annotations
 

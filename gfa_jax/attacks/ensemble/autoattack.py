@@ -8,7 +8,8 @@ restarts for APGD-CE/DLR and FAB.
 Each later attack only matters for the points still robust, and only attacks them, as the reference
 does: the settled samples are passed as ``skip``, and every member compacts the rest into chunks of
 static size (:func:`gfa_jax.attacks.loops.for_active_chunks`; on CPU, 128 samples; on accelerators
-one chunk, i.e. the masked full batch), so a fooled sample costs them nothing. The result is selected per sample, ``x_adv = where(still_robust & new_success, new, old)``.
+one chunk, i.e. the masked full batch), so a fooled sample costs them nothing. The result is
+selected per sample, ``x_adv = where(still_robust & new_success, new, old)``.
 
 Randomness: attack ``i`` of the list gets ``jax.random.fold_in(key, i)``, so a member run alone with
 that key reproduces its part of the ensemble.
