@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/summarize.py            # reads and writes results/benchmarks/
 
 Tables: issue 15's before / after runs (``attacks_v3_before.json`` vs ``attacks_v5.json``, the
-whole-budget runs ``attacks_v3_small_eps.json`` vs ``attacks_v4_small_eps.json``,
+whole-budget runs ``attacks_v3_small_eps.json`` vs ``attacks_v5_small_eps.json``,
 ``train_step_cnn_v4_before.json`` vs ``train_step_cnn_v4.json``, and v3) with its targets marked met or not;
 AutoAttack against torchattacks (``autoattack_v5*.json``, ``autoattack_v4*.json``);
 attacks before (``attacks_<model>.json``, ``attacks_cnn_unrolled.json``) and after
@@ -254,20 +254,20 @@ def build(results: pathlib.Path) -> str:
                 "(page-fault, pooling, convolution and sorting fixes, runs compacted to the samples still "
                 "robust, Square's queries too). Causes and evidence: `cpu_profile.md`.", ""]
         out += target_table(before, after, "attacks_v3_before.json", "attacks_v5.json")
-    before, after = load(results / "attacks_v3_small_eps.json"), load(results / "attacks_v4_small_eps.json")
+    before, after = load(results / "attacks_v3_small_eps.json"), load(results / "attacks_v5_small_eps.json")
     if before and after:
         out += [f"## Issue 15: early-stopping attacks on their whole budget (L-inf eps {after['eps01']:g} on [0, 1])",
                 "", "At this radius most samples of the random models stay robust (robust accuracy in the tables "
                 "below), so APGD, APGD-T, FAB-T and Square cannot stop early. Before = session 6 (full-batch runs "
-                "with masks); after = each run compacted to the samples still robust (chunks of "
-                f"{after.get('chunk_rows', '?')} on CPU) and FAB's faster sort.", ""]
-        other = load(results / "attacks_v4.json")
+                "with masks); after = session 8: each run (and Square's queries) compacted to the samples still "
+                f"robust (chunks of {after.get('chunk_rows', '?')} on CPU) and FAB's faster sort.", ""]
+        other = load(results / "attacks_v5.json")
         fgsm = [c.get("torch_over_jax") for m in (other or {}).get("models", []) if m["model"] == "cnn"
                 for c in m["cases"] if c["attack"] == "fgsm"]
         note = "One forward + backward (FGSM) is at parity and moves across 1.0 between quiet runs of the same code on this VM"
         if fgsm and fgsm[0] is not None:
-            note += f" (CNN FGSM {fgsm[0]:.2f} in `attacks_v4.json`, run right after)"
-        out += target_table(before, after, "attacks_v3_small_eps.json", "attacks_v4_small_eps.json", note=note + ".")
+            note += f" (CNN FGSM {fgsm[0]:.2f} in `attacks_v5.json`)"
+        out += target_table(before, after, "attacks_v3_small_eps.json", "attacks_v5_small_eps.json", note=note + ".")
     aa_files = ("autoattack_v5.json", "autoattack_v5_small_eps.json", "autoattack_v4.json",
                 "autoattack_v4_small_eps.json", "autoattack_v4_small_eps_one_chunk.json")
     if any((results / name).exists() for name in aa_files):
@@ -297,7 +297,8 @@ def build(results: pathlib.Path) -> str:
     if profile:
         out += ["## Issue 15: where a CNN gradient's time goes on XLA:CPU (`cpu_profile.json`)", ""]
         out += profile_table(profile, "cpu_profile.json")
-    for name in ("attacks_v5.json", "attacks_v4_small_eps.json", "attacks_v3_small_eps.json", "attacks_v4.json",
+    for name in ("attacks_v5.json", "attacks_v5_small_eps.json", "attacks_v4_small_eps.json",
+                 "attacks_v3_small_eps.json", "attacks_v4.json",
                  "attacks_v3.json", "attacks_v3_before.json"):
         report = load(results / name)
         if report:
