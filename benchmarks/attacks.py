@@ -170,8 +170,8 @@ def make_cases(square_queries: int, eps01: float = EPS01, chunk_size: int | None
              note=f"standard AutoAttack (APGD-CE, APGD-T, FAB-T, Square), {apgd_iter} iterations (torchattacks' "
                   f"default), {square_queries} Square queries; torch: torchattacks.MultiAttack of the same four with "
                   "those budgets (its AutoAttack class fixes Square at 5000 queries); each later member attacks only "
-                  "the samples still robust on both sides (torch indexes them, ours compacts them into chunks; ours "
-                  "masks them in Square). torchattacks' Square uses its rescaled p schedule, ours AutoAttack's"),
+                  "the samples still robust on both sides (torch indexes them, ours compacts them into chunks). "
+                  "torchattacks' Square uses its rescaled p schedule, ours AutoAttack's"),
         Case("deepfool", "DeepFool", {"max_iter": df_iter, "overshoot": 0.02},
              {"steps": df_iter, "overshoot": 0.02}, (df_iter + 1, df_iter * (NUM_CLASSES - 1)),
              upper_bound=True, per_image_torch=True,

@@ -111,7 +111,8 @@ def conv3x3_same(x: jax.Array, kernel: jax.Array) -> jax.Array:
     as another convolution whose operands it first transposes to batch-minor layouts
     (``[C, H, W, B]``); on CPU those transposes were fused with the elementwise work before them
     and took 161 ms of the DEEP GFA step's 880 ms for conv1 alone. Here the kernel gradient is
-    im2col + one matmul (no transpose of the activations), and the input gradient is this same
+    shifted copies of the operands + one matmul (:func:`conv3x3_kernel_gradient`; no transpose of
+    the activations), and the input gradient is this same
     convolution with the flipped kernel, so second derivatives (the GFA term's) stay on the same
     two paths. Values equal XLA's convolution up to float32 summation order.
     """
