@@ -54,30 +54,36 @@ def compiled_flops(compiled) -> float | None:
 WARMUP_CALLS = 2
 
 
-def time_jitted(fn, args, *, steps: int, carry_first: bool = False) -> dict:
-    """Compile time and steady-state seconds per call of ``jax.jit``-ed ``fn``.
+def blocking_calls(compiled, args, *, carry_first: bool = False):
+    """A no-argument callable: one call of ``compiled`` on the current arguments, until its outputs
+    are ready. With ``carry_first`` the first output replaces the first argument each call (a train
+    step's state), so donated buffers are never reused."""
+    current = args
 
-    With ``carry_first`` the first output replaces the first argument each call (a train step's
-    state), so donated buffers are never reused.
-    """
+    def call():
+        nonlocal current
+        out = compiled(*current)
+        if carry_first:
+            current = (out[0],) + tuple(current[1:])
+        jax.block_until_ready(out)
+
+    return call
+
+
+def time_jitted(fn, args, *, steps: int, carry_first: bool = False) -> dict:
+    """Compile time and steady-state seconds per call of ``jax.jit``-ed ``fn`` (``carry_first``: see
+    :func:`blocking_calls`)."""
     start = time.perf_counter()
     compiled = fn.lower(*args).compile()
     compile_seconds = time.perf_counter() - start
     flops = compiled_flops(compiled)
-
-    def call(current):
-        out = compiled(*current)
-        return ((out[0],) + tuple(current[1:])) if carry_first else current, out
-
-    current = args
+    call = blocking_calls(compiled, args, carry_first=carry_first)
     for _ in range(WARMUP_CALLS):
-        current, out = call(current)
-        jax.block_until_ready(out)
+        call()
     times = []
     for _ in range(steps):
         start = time.perf_counter()
-        current, out = call(current)
-        jax.block_until_ready(out)
+        call()
         times.append(time.perf_counter() - start)
     return {
         "compile_seconds": compile_seconds,

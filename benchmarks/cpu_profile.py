@@ -79,14 +79,10 @@ def top_ops(trace_dir: str, calls: int, top: int) -> list[dict]:
 def child(args) -> None:
     import jax
 
-    compiled, call_args, carry = build(args.program, args.rewrites, args.batch)
+    from benchmarks.common import blocking_calls
 
-    def call():
-        nonlocal call_args
-        out = compiled(*call_args)
-        if carry:
-            call_args = (out[0],) + tuple(call_args[1:])
-        jax.block_until_ready(out)
+    compiled, call_args, carry = build(args.program, args.rewrites, args.batch)
+    call = blocking_calls(compiled, call_args, carry_first=carry)
 
     for _ in range(2):
         call()

@@ -34,8 +34,8 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import (WARMUP_CALLS, compiled_flops, emit_report, machine_info, matmul_peak_flops,  # noqa: E402
-                               time_jitted)
+from benchmarks.common import (WARMUP_CALLS, blocking_calls, compiled_flops, emit_report, machine_info,  # noqa: E402
+                               matmul_peak_flops, time_jitted)
 from gfa_jax import config as gfa_config  # noqa: E402
 from gfa_jax.training import multiseed, optimizers, train_state, train_step  # noqa: E402
 from gfa_jax.defenses.compose import make_objective  # noqa: E402
@@ -181,16 +181,8 @@ def interleaved_deep_vs_torch(batch: int, rounds: int) -> dict:
     of the per-round ratios.
     """
     _, step, args = build_step("paper_cnn", "deep", 1, batch)
-    compiled = step.lower(*args).compile()
+    jax_step = blocking_calls(step.lower(*args).compile(), args, carry_first=True)
     torch_step = torch_deep_cnn_step(batch)
-    current = args
-
-    def jax_step():
-        nonlocal current
-        out = compiled(*current)
-        current = (out[0],) + tuple(current[1:])
-        jax.block_until_ready(out)
-
     for _ in range(WARMUP_CALLS):
         jax_step()
         torch_step()
