@@ -46,12 +46,16 @@ Not like-for-like (also stated per case in the JSON ``note``):
 - C&W L2: torchattacks has no binary search over c (one run, c=1 on [0, 1] inputs, 50 Adam steps,
   batch-level early stop). Ours is run with ONE binary-search step, c = 4 (c=1 rescaled: distances
   double on [-1, 1], squared distances x4; Adam is scale invariant so the trajectories match), 50
-  steps, per-sample early abort. Our defaults (9 binary-search steps x 1000 steps) are not timed.
+  steps, per-sample early abort, each stretch between two abort checks run only on the samples still
+  going. Our defaults (9 binary-search steps x 1000 steps) are not timed.
 - Square: both run ``--square-queries`` queries (torchattacks' default is 5000); both stop early once
   every sample is fooled.
 - Early stopping: APGD, APGD-T, Square, FAB-T, DeepFool and C&W end their loops once no sample is
   left to attack, so the work done is unknown: they report ``flops_if_no_early_stop`` and
   ``efficiency_if_no_early_stop`` (an upper bound of the efficiency) instead of an efficiency.
+  With torch, each such case also reports ``model_rows``: the samples each side pushed through the
+  model in one (separate, untimed) call, counted by a callback in our model and a forward hook on
+  torch's. It separates doing less work (rows ratio) from doing it faster (time ratio / rows ratio).
 - FAB-T: torchattacks ``FAB(multi_targeted=True)``, 9 targets x 10 steps, both sides.
 """
 from __future__ import annotations
@@ -85,7 +89,7 @@ from gfa_jax.models import PaperCNN, PaperMLP  # noqa: E402
 MODELS = {"cnn": (PaperCNN, (32, 32, 3)), "mlp": (PaperMLP, (28, 28, 1))}
 NUM_CLASSES = 10
 EPS01 = 8 / 255  # torchattacks' L-inf default (its step: eps / 4), in [0, 1] units
-COMPACTED = ("apgd", "apgd_t", "fab_t", "autoattack")
+COMPACTED = ("apgd", "apgd_t", "fab_t", "autoattack", "cw_l2", "square")
 DEFAULT_ATTACKS = "fgsm,pgd,mifgsm,apgd,square,deepfool,cw_l2,bim,ffgsm,nifgsm,pgd_l2,apgd_t,fab_t"
 SWEEP_EPS01 = (1 / 255, 2 / 255, 3 / 255, 4 / 255, 6 / 255, 8 / 255, 12 / 255, 16 / 255)
 SWEEP_SEEDS = 5
@@ -182,7 +186,8 @@ def make_cases(square_queries: int, eps01: float = EPS01, chunk_size: int | None
              {"c": 1.0, "kappa": 0.0, "steps": cw_steps, "lr": 0.01}, (cw_steps, cw_steps), upper_bound=True,
              note="torchattacks CW has no binary search: both run ONE c (c=1 on [0,1] = c=4 on [-1,1]) for "
                   f"{cw_steps} Adam steps; our default would be 9 binary-search steps x 1000 steps (not timed); "
-                  "early abort per sample (ours) vs on the batch cost (torchattacks)"),
+                  "early abort per sample, the iterations compacted to the samples still running (ours) vs "
+                  "on the batch cost (torchattacks)"),
     ]
     if chunk_size is not None:  # the attacks whose runs are compacted to the samples still robust
         cases = [dataclasses.replace(c, jax_kwargs={**c.jax_kwargs, "chunk_size": chunk_size})
@@ -253,6 +258,20 @@ def attack_metrics(logits, y, x_adv, x) -> dict:
         "max_linf": float(np.abs(flat).max()),
         "median_l2_of_successes": float(np.median(l2[fooled])) if fooled.any() else None,
     }
+
+
+def jax_model_rows(case: Case, apply, params, x, y, key) -> int:
+    """Samples the model was evaluated on in one call of the attack (one row per sample per forward
+    pass, a gradient's included; a chunk's padding rows count: they are computed): the work an
+    early-stopping attack did. A separate, untimed call (the counting callback costs time)."""
+    rows = []
+
+    def counted(params, v):
+        jax.debug.callback(lambda n: rows.append(int(n)), v.shape[0])
+        return apply(params, v)
+
+    jax.block_until_ready(jitted_attack(counted, case.name, case.jax_kwargs)(params, x, y, key))
+    return sum(rows)
 
 
 def time_jax_case(case: Case, apply, params, x, y, key, repeats: int, pass_counts,
@@ -371,18 +390,36 @@ def torch_autoattack(model, *, eps: float, steps: int, n_classes: int, n_queries
     ])
 
 
-def time_torch_case(case: Case, model, x01, y, repeats: int) -> tuple[dict, Any]:
-    import torch
+def torch_attack(case: Case, model):
     import torchattacks
 
     if case.torch_cls == "AutoAttack":
-        attack = torch_autoattack(model, **case.torch_kwargs)
-    else:
-        attack = getattr(torchattacks, case.torch_cls)(model, **case.torch_kwargs)
+        return torch_autoattack(model, **case.torch_kwargs)
+    return getattr(torchattacks, case.torch_cls)(model, **case.torch_kwargs)
+
+
+def time_torch_case(case: Case, model, x01, y, repeats: int) -> tuple[dict, Any]:
+    import torch
+
+    attack = torch_attack(case, model)
     torch.manual_seed(0)
     if case.per_image_torch:  # seconds per image, dominated by Python: one call, no warm-up
         return time_torch(lambda: attack(x01, y), 1, warmup=False)
     return time_torch(lambda: attack(x01, y), repeats)
+
+
+def torch_model_rows(case: Case, model, x01, y) -> int:
+    """:func:`jax_model_rows` for torchattacks: rows through ``model.forward`` in one call (a hook)."""
+    import torch
+
+    rows = []
+    hook = model.register_forward_pre_hook(lambda module, args: rows.append(int(args[0].shape[0])))
+    try:
+        torch.manual_seed(0)
+        torch_attack(case, model)(x01, y)
+    finally:
+        hook.remove()
+    return sum(rows)
 
 
 # ----------------------------------------------------------------------------- one model
@@ -420,6 +457,13 @@ def run_case(case: Case, kind: str, apply, params, x, y, args, peak, pass_counts
                         torch_seconds_scaled_to_batch=torch_seconds)
     result["torch"] = torch_timing
     result["torch_over_jax"] = torch_seconds / jax_timing["steady_seconds_median"]
+    if case.upper_bound:  # the work each side did: early stops make it differ
+        jax_rows = jax_model_rows(case, apply, params, x, y, key)
+        torch_rows = torch_model_rows(case, tmodel, x01, y_t) * args.batch / n_check
+        result["model_rows"] = {
+            "jax": jax_rows, "torch": torch_rows, "torch_over_jax": torch_rows / jax_rows if jax_rows else None,
+            "note": "samples through the model in one call (each forward pass, a gradient's included; chunk "
+                    "padding counts); torch_over_jax / this ratio = the speed ratio per model row"}
     result["agreement"] = {"n_samples": n_check, "jax": jax_metrics,
                            "torch": attack_metrics(torch_logits, y[:n_check], from_torch01(adv01), x[:n_check])}
     return result
@@ -437,6 +481,8 @@ def case_line(result: dict) -> str:
     if "torch" in result:
         text += (f", torch {result['torch']['torch_seconds_scaled_to_batch']:.3f} s, "
                  f"torch/jax {result['torch_over_jax']:.2f}")
+    if result.get("model_rows", {}).get("torch_over_jax"):
+        text += f", model rows torch/jax {result['model_rows']['torch_over_jax']:.2f}"
     agreement = result["agreement"]
     accs = {k: agreement[k]["robust_accuracy"] for k in ("jax", "torch") if k in agreement}
     return text + ", robust acc " + " / ".join(f"{k} {v:.3f}" for k, v in accs.items())

@@ -55,6 +55,18 @@ def mlp_apply(params, x):
     return h
 
 
+def batch_invariant_mlp_apply(params, x):
+    """:func:`mlp_apply` with each layer a broadcast product and sum: a sample's logits (and their
+    gradient) do not depend on the batch it comes in, bit for bit (a matmul's may, in the last bit,
+    with the batch size), so the chunked and unchunked runs can be compared exactly."""
+    h = x.reshape(x.shape[0], -1)
+    for i, (w, b) in enumerate(params):
+        h = jnp.sum(h[:, :, None] * w[None], axis=1) + b
+        if i < len(params) - 1:
+            h = jnp.tanh(h)
+    return h
+
+
 @functools.lru_cache(maxsize=None)
 def trained_mlp(seed: int = 0, steps: int = 300):
     """A small tanh MLP trained with cross-entropy on :func:`synthetic_data`; returns (params, x, y)."""

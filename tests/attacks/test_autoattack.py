@@ -8,6 +8,7 @@ import pytest
 from tiny_models import (
     IMAGE_SHAPE,
     NUM_CLASSES,
+    batch_invariant_mlp_apply,
     linear_logits_fn,
     mlp_apply,
     random_linear_model,
@@ -260,18 +261,6 @@ COMPACTION_CASES = {
     "fab_t": {"eps": 0.2, "n_iter": 6, "n_target_classes": 3},
     "square": {"eps": 0.2, "n_queries": 30, "n_restarts": 2},
 }
-
-
-def batch_invariant_mlp_apply(params, x):
-    """:func:`mlp_apply` with each layer a broadcast product and sum: a sample's logits (and their
-    gradient) do not depend on the batch it comes in, bit for bit (a matmul's may, in the last bit,
-    with the batch size), so the chunked and unchunked runs can be compared exactly."""
-    h = x.reshape(x.shape[0], -1)
-    for i, (w, b) in enumerate(params):
-        h = jnp.sum(h[:, :, None] * w[None], axis=1) + b
-        if i < len(params) - 1:
-            h = jnp.tanh(h)
-    return h
 
 
 @pytest.mark.parametrize("name", sorted(COMPACTION_CASES))

@@ -2,6 +2,8 @@
 (same per-sample outcome as running the whole budget)."""
 from __future__ import annotations
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -126,30 +128,75 @@ def test_early_stop_keeps_each_samples_outcome(name, eps, monkeypatch):
 # ----------------------------------------------------------------------------- compaction
 
 
-def count_visits(active, chunk_size):
-    """(visits per row, chunks run) of ``for_active_chunks`` over ``active``."""
+def count_visits(active, chunk_size, tail_chunk_size=None):
+    """(visits per row, chunks run, rows run) of ``for_active_chunks`` over ``active``."""
     b = active.shape[0]
 
     def visit(rows, valid, carry):
-        visits, n_chunks = carry
-        return visits.at[jnp.where(valid, rows, b)].add(1, mode="drop"), n_chunks + 1
+        visits, n_chunks, n_rows = carry
+        return visits.at[jnp.where(valid, rows, b)].add(1, mode="drop"), n_chunks + 1, n_rows + rows.shape[0]
 
-    return loops.for_active_chunks(visit, (jnp.zeros(b, jnp.int32), jnp.asarray(0)), active,
-                                   chunk_size=chunk_size)
+    return loops.for_active_chunks(visit, (jnp.zeros(b, jnp.int32), jnp.asarray(0), jnp.asarray(0)), active,
+                                   chunk_size=chunk_size, tail_chunk_size=tail_chunk_size)
 
 
 def test_for_active_chunks_visits_each_active_row_once_in_as_few_chunks_as_needed():
     active = jnp.array([1, 0, 1, 1, 0, 1, 1, 0, 0, 1, 1], bool)  # 7 of 11
-    visits, n_chunks = jax.jit(count_visits, static_argnums=1)(active, 3)
+    visits, n_chunks, _ = jax.jit(count_visits, static_argnums=1)(active, 3)
     np.testing.assert_array_equal(np.asarray(visits), np.asarray(active, np.int32))
     assert int(n_chunks) == 3  # ceil(7 / 3), not ceil(11 / 3)
-    visits, n_chunks = count_visits(jnp.zeros(11, bool), 3)
+    visits, n_chunks, _ = count_visits(jnp.zeros(11, bool), 3)
     assert int(n_chunks) == 0 and int(visits.sum()) == 0
     # vmapped over different active sets: every set is covered, the loop runs for the largest
     sets = jnp.stack([active, jnp.zeros(11, bool), jnp.ones(11, bool)])
-    visits, n_chunks = jax.vmap(lambda a: count_visits(a, 4))(sets)
+    visits, n_chunks, _ = jax.vmap(lambda a: count_visits(a, 4))(sets)
     np.testing.assert_array_equal(np.asarray(visits), np.asarray(sets, np.int32))
     np.testing.assert_array_equal(np.asarray(n_chunks), [2, 0, 3])
+
+
+@pytest.mark.parametrize("n_active, chunks, rows", [
+    (0, 0, 0), (1, 1, 2), (4, 2, 4), (5, 3, 6), (8, 1, 8), (9, 2, 10), (12, 3, 12), (13, 4, 14), (16, 2, 16),
+])
+def test_for_active_chunks_puts_the_leftover_samples_in_tail_chunks(n_active, chunks, rows):
+    """Chunks of 8 while a full one remains, then chunks of 2: every active row once, in as few rows
+    as those sizes allow (13 active: 8 + 2 + 2 + 2 with one padding row, not 8 + 8)."""
+    active = jax.random.permutation(jax.random.key(n_active), jnp.arange(16) < n_active)
+    visits, n_chunks, n_rows = jax.jit(count_visits, static_argnums=(1, 2))(active, 8, 2)
+    np.testing.assert_array_equal(np.asarray(visits), np.asarray(active, np.int32))
+    assert (int(n_chunks), int(n_rows)) == (chunks, rows)
+
+
+def stopping_steps(active_until, *, steps, check_every, chunk_size, tail_chunk_size=None):
+    """Run a per-sample counter through :func:`loops.for_active_segments`: sample ``k`` stops on the
+    first check step at or after ``active_until[k]``. Returns (steps each sample took, steps each
+    sample was given: in a chunk, padding aside)."""
+    b = active_until.shape[0]
+
+    def step(i, state, inputs):
+        taken, given, active = state
+        (until,) = inputs
+        taken = taken + active  # what a real attack does: nothing for a stopped sample
+        given = given + 1  # breaks the contract on purpose: counts the steps the sample was run
+        active = active & ~((i % check_every == 0) & (i >= until))
+        return taken, given, active
+
+    state = (jnp.zeros(b, jnp.int32), jnp.zeros(b, jnp.int32), jnp.ones(b, bool))
+    taken, given, _ = loops.for_active_segments(step, state, (active_until,), active=lambda s: s[2],
+                                                steps=steps, check_every=check_every, chunk_size=chunk_size,
+                                                tail_chunk_size=tail_chunk_size)
+    return taken, given
+
+
+@pytest.mark.parametrize("chunk_size, tail_chunk_size", [(16, None), (3, None), (4, 1)])
+def test_for_active_segments_runs_a_sample_up_to_its_stopping_check_and_no_further(chunk_size, tail_chunk_size):
+    until = jnp.array([0, 3, 4, 5, 6, 12, 19, 30, 100, 2, 7, 8, 16])
+    steps, check_every = 23, 4
+    taken, given = jax.jit(functools.partial(stopping_steps, steps=steps, check_every=check_every,
+                                             chunk_size=chunk_size, tail_chunk_size=tail_chunk_size))(until)
+    # stops on check step c = first multiple of 4 >= until, after taking steps 0..c; else runs all 23
+    stop = np.minimum(-(-np.asarray(until) // check_every) * check_every + 1, steps)
+    np.testing.assert_array_equal(np.asarray(taken), stop)
+    np.testing.assert_array_equal(np.asarray(given), stop)  # never run after the segment it stopped in
 
 
 def test_scatter_rows_drops_padding_even_where_it_repeats_a_row():

@@ -12,8 +12,11 @@ reference's search: starting at ``initial_const``; after a search step that foun
 ``upper = min(upper, c)``, else ``lower = max(lower, c)``; then ``c = (lower + upper) / 2`` once an
 upper bound exists, else ``c *= 10``. Across all iterations and search steps the smallest-L2 iterate
 that is adversarial (``argmax(Z + kappa * onehot(y)) != y``, or ``argmax(Z - kappa * onehot(t)) == t``)
-is kept. Both loops are ``lax`` loops; everything is per sample, so a batch gives the same result
-as its samples one at a time.
+is kept. Both loops are ``lax`` loops; everything is per sample (Adam included), so a batch gives
+the same result as its samples one at a time. Since a sample can stop only on a check step, the
+iterations between two checks run on the samples still active, compacted into chunks
+(:func:`gfa_jax.attacks.loops.for_active_segments`): a sample that stopped costs nothing, where the
+reference keeps computing its gradient until the whole batch stops.
 
 Defaults: ``binary_search_steps=9``, ``initial_const=1e-3``, ``learning_rate=1e-2``, ``kappa=0`` and
 ``abort_early=True`` as in the reference; ``steps=1000`` (the reference uses 10000; with early abort
@@ -83,6 +86,8 @@ def cw_l2(
     steps: int = 1000,
     learning_rate: float = 1e-2,
     abort_early: bool = True,
+    chunk_size: int | None = None,
+    tail_chunk_size: int | None = None,
 ) -> MinNormResult:
     """Carlini-Wagner L2 (see the module docstring). ``key`` is unused (deterministic attack).
 
@@ -95,6 +100,10 @@ def cw_l2(
       steps: Adam iterations per binary-search step (reference 10000).
       learning_rate: Adam step size on ``w`` (reference 1e-2).
       abort_early: stop a sample's optimisation when its loss stalls (checked every steps // 10).
+      chunk_size: samples per chunk of the compacted iterations (see the module docstring; ``None``:
+        :func:`gfa_jax.attacks.loops.chunk_rows`).
+      tail_chunk_size: chunk size for the samples left over after full chunks (``None``:
+        :func:`gfa_jax.attacks.loops.tail_chunk_rows`).
 
     Returns:
       :class:`MinNormResult` with ``norm`` the L2 distance (``inf`` and ``x_adv = x`` on failure).
@@ -107,58 +116,51 @@ def cw_l2(
     w0 = jnp.arctanh(jnp.clip((x - shift) / scale, -1.0, 1.0) * 0.999999)
     kappa = jnp.asarray(kappa, dtype)
     tx = optax.adam(learning_rate)
-    check_every = max(steps // 10, 1)
+    check_every = max(steps // 10, 1) if abort_early else steps
     repeat = binary_search_steps >= 10
+    chunk = loops.chunk_rows(batch, chunk_size)
+    tail_chunk = loops.tail_chunk_rows(chunk) if tail_chunk_size is None else tail_chunk_size
 
     def to_x(w):
         return jnp.tanh(w) * scale + shift
 
-    def objective(w, const):
+    def objective(w, const, x, y):
         x_new = to_x(w)
-        logits = logits_fn(x_new)
         dist = _sq_l2(x_new - x)
-        hinge, adv = cw_margin_terms(logits, y, kappa, targeted)
+        hinge, adv = cw_margin_terms(logits_fn(x_new), y, kappa, targeted)
         per_sample = dist + const * hinge
         return jnp.sum(per_sample), (per_sample, dist, adv, x_new)
 
     grad_fn = jax.grad(objective, has_aux=True)
 
+    def step(i, state, inputs):
+        w, opt_state, active, prev, found, best_dist, best_x = state
+        x, y, const = inputs
+        grads, (loss, dist, adv, x_new) = grad_fn(w, const, x, y)
+        improved = adv & (dist < best_dist)
+        best_dist = jnp.where(improved, dist, best_dist)
+        best_x = jnp.where(_expand(improved, x), x_new, best_x)
+        found = found | (adv & active)
+        if abort_early:
+            check = (i % check_every) == 0
+            stalled = check & (loss > prev * 0.9999)
+            prev = jnp.where(check, loss, prev)
+            active = active & ~stalled
+        # Adam per sample (its own step count), so that a chunk carries its samples' whole state
+        updates, opt_state = jax.vmap(tx.update)(grads, opt_state, w)
+        w = jnp.where(_expand(active, w), optax.apply_updates(w, updates), w)
+        return w, opt_state, active, prev, found, best_dist, best_x
+
     def search_step(s, outer):
         const, lower, upper, best_dist, best_x = outer
         if repeat:
             const = jnp.where(s == binary_search_steps - 1, upper, const)
-
-        def body(state):
-            i, w, opt_state, active, prev, found, best_dist, best_x = state
-            grads, (loss, dist, adv, x_new) = grad_fn(w, const)
-            improved = adv & (dist < best_dist)
-            best_dist = jnp.where(improved, dist, best_dist)
-            best_x = jnp.where(_expand(improved, x), x_new, best_x)
-            found = found | (adv & active)
-            if abort_early:
-                check = (i % check_every) == 0
-                stalled = check & (loss > prev * 0.9999)
-                prev = jnp.where(check, loss, prev)
-                active = active & ~stalled
-            updates, opt_state = tx.update(grads, opt_state, w)
-            w = jnp.where(_expand(active, w), optax.apply_updates(w, updates), w)
-            return i + 1, w, opt_state, active, prev, found, best_dist, best_x
-
-        def cond(state):
-            return (state[0] < steps) & jnp.any(state[3])
-
-        state = (
-            jnp.asarray(0),
-            w0,
-            tx.init(w0),
-            jnp.ones(batch, bool),
-            jnp.full(batch, jnp.inf, dtype),
-            jnp.zeros(batch, bool),
-            best_dist,
-            best_x,
-        )
-        state = loops.while_loop(cond, body, state)
-        found, best_dist, best_x = state[5], state[6], state[7]
+        state = (w0, jax.vmap(tx.init)(w0), jnp.ones(batch, bool), jnp.full(batch, jnp.inf, dtype),
+                 jnp.zeros(batch, bool), best_dist, best_x)
+        state = loops.for_active_segments(step, state, (x, y, const), active=lambda state: state[2],
+                                          steps=steps, check_every=check_every, chunk_size=chunk,
+                                          tail_chunk_size=tail_chunk)
+        found, best_dist, best_x = state[4:]
         const, lower, upper = binary_search_update(const, lower, upper, found)
         return const, lower, upper, best_dist, best_x
 

@@ -19,7 +19,8 @@ search are the same for both, so the L1 rule's result never has a larger L1 norm
 
 Defaults as in the reference: ``beta=1e-3``, ``kappa=0``, ``initial_const=1e-3``,
 ``binary_search_steps=9``, ``steps=1000``, ``learning_rate=1e-2``, ``abort_early=True``.
-Deviation: the early-abort test is per sample (see :mod:`gfa_jax.attacks.minimum_norm.cw`).
+Deviation: the early-abort test is per sample, and the iterations run only on the samples still
+active, compacted into chunks (see :mod:`gfa_jax.attacks.minimum_norm.cw`).
 """
 from __future__ import annotations
 
@@ -67,6 +68,8 @@ def ead(
     steps: int = 1000,
     learning_rate: float = 1e-2,
     abort_early: bool = True,
+    chunk_size: int | None = None,
+    tail_chunk_size: int | None = None,
 ) -> MinNormResult:
     """EAD (see the module docstring). ``key`` is unused (deterministic attack).
 
@@ -78,6 +81,8 @@ def ead(
       initial_const, binary_search_steps: the binary search over ``c`` (as C&W).
       steps: FISTA iterations per binary-search step; learning_rate: initial step size.
       abort_early: stop a sample's optimisation when its loss stalls (checked every steps // 10).
+      chunk_size, tail_chunk_size: the compaction of the iterations into chunks of samples still
+        active (as C&W; see :func:`gfa_jax.attacks.loops.for_active_segments`).
 
     Returns:
       :class:`MinNormResult` with ``norm`` the L1 distance (``inf`` and ``x_adv = x`` on failure).
@@ -90,61 +95,54 @@ def ead(
     batch = x.shape[0]
     kappa = jnp.asarray(kappa, dtype)
     beta = jnp.asarray(beta, dtype)
-    check_every = max(steps // 10, 1)
+    check_every = max(steps // 10, 1) if abort_early else steps
     repeat = binary_search_steps >= 10
 
-    def smooth_loss(v, const):
+    chunk = loops.chunk_rows(batch, chunk_size)
+    tail_chunk = loops.tail_chunk_rows(chunk) if tail_chunk_size is None else tail_chunk_size
+
+    def smooth_loss(v, const, x, y):
         hinge, _ = cw_margin_terms(logits_fn(v), y, kappa, targeted)
         return jnp.sum(const * hinge + _sq_l2(v - x))
 
     grad_fn = jax.grad(smooth_loss)
 
+    def step(i, state, inputs):
+        x_k, y_k, active, prev, found, best_score, best_l1, best_x = state
+        x, y, const = inputs
+        lr = learning_rate * jnp.sqrt(1.0 - i.astype(dtype) / steps)
+        x_new = shrinkage_threshold(y_k - lr * grad_fn(y_k, const, x, y), x, beta, bounds)
+        y_new = x_new + (i / (i + 3.0)).astype(dtype) * (x_new - x_k)
+        hinge, adv = cw_margin_terms(logits_fn(x_new), y, kappa, targeted)
+        l1 = per_sample_norm(x_new - x, 1)
+        en = _sq_l2(x_new - x) + beta * l1
+        loss = const * hinge + en
+        adv = adv & active
+        score = en if rule == "EN" else l1
+        improved = adv & (score < best_score)
+        best_score = jnp.where(improved, score, best_score)
+        best_l1 = jnp.where(improved, l1, best_l1)
+        best_x = jnp.where(_expand(improved, x), x_new, best_x)
+        found = found | adv
+        x_k = jnp.where(_expand(active, x), x_new, x_k)
+        y_k = jnp.where(_expand(active, x), y_new, y_k)
+        if abort_early:
+            check = (i % check_every) == 0
+            stalled = check & (loss > prev * 0.9999)
+            prev = jnp.where(check, loss, prev)
+            active = active & ~stalled
+        return x_k, y_k, active, prev, found, best_score, best_l1, best_x
+
     def search_step(s, outer):
         const, lower, upper, best_score, best_l1, best_x = outer
         if repeat:
             const = jnp.where(s == binary_search_steps - 1, upper, const)
-
-        def body(state):
-            i, x_k, y_k, active, prev, found, best_score, best_l1, best_x = state
-            lr = learning_rate * jnp.sqrt(1.0 - i.astype(dtype) / steps)
-            x_new = shrinkage_threshold(y_k - lr * grad_fn(y_k, const), x, beta, bounds)
-            y_new = x_new + (i / (i + 3.0)).astype(dtype) * (x_new - x_k)
-            hinge, adv = cw_margin_terms(logits_fn(x_new), y, kappa, targeted)
-            l1 = per_sample_norm(x_new - x, 1)
-            en = _sq_l2(x_new - x) + beta * l1
-            loss = const * hinge + en
-            adv = adv & active
-            score = en if rule == "EN" else l1
-            improved = adv & (score < best_score)
-            best_score = jnp.where(improved, score, best_score)
-            best_l1 = jnp.where(improved, l1, best_l1)
-            best_x = jnp.where(_expand(improved, x), x_new, best_x)
-            found = found | adv
-            x_k = jnp.where(_expand(active, x), x_new, x_k)
-            y_k = jnp.where(_expand(active, x), y_new, y_k)
-            if abort_early:
-                check = (i % check_every) == 0
-                stalled = check & (loss > prev * 0.9999)
-                prev = jnp.where(check, loss, prev)
-                active = active & ~stalled
-            return i + 1, x_k, y_k, active, prev, found, best_score, best_l1, best_x
-
-        def cond(state):
-            return (state[0] < steps) & jnp.any(state[3])
-
-        state = (
-            jnp.asarray(0),
-            x,
-            x,
-            jnp.ones(batch, bool),
-            jnp.full(batch, jnp.inf, dtype),
-            jnp.zeros(batch, bool),
-            best_score,
-            best_l1,
-            best_x,
-        )
-        state = loops.while_loop(cond, body, state)
-        found, best_score, best_l1, best_x = state[5:]
+        state = (x, x, jnp.ones(batch, bool), jnp.full(batch, jnp.inf, dtype), jnp.zeros(batch, bool),
+                 best_score, best_l1, best_x)
+        state = loops.for_active_segments(step, state, (x, y, const), active=lambda state: state[2],
+                                          steps=steps, check_every=check_every, chunk_size=chunk,
+                                          tail_chunk_size=tail_chunk)
+        found, best_score, best_l1, best_x = state[4:]
         const, lower, upper = binary_search_update(const, lower, upper, found)
         return const, lower, upper, best_score, best_l1, best_x
 
