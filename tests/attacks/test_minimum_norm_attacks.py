@@ -220,6 +220,31 @@ def test_jsma(mlp, targeted):
     np.testing.assert_array_equal(np.asarray(res.x_adv)[~ok], np.asarray(x)[~ok])
 
 
+def brute_force_pair(t, o, increasing):
+    """The reference's pair search: the whole masked ``[D, D]`` map, one argmax over it."""
+    a, b = t[:, None] + t[None, :], o[:, None] + o[None, :]
+    ok = ((a > 0) & (b < 0)) if increasing else ((a < 0) & (b > 0))
+    saliency = np.where(ok & ~np.eye(len(t), dtype=bool), np.abs(a) * np.abs(b), 0.0)
+    return divmod(int(np.argmax(saliency)), len(t))
+
+
+@pytest.mark.parametrize("increasing", [True, False])
+def test_jsma_pair_search_matches_the_whole_saliency_map(increasing):
+    """Blocks of rows give the pair one argmax over the whole map gives: with D not a multiple of the
+    block, with tied pairs (the first in row-major order), and (0, 0) where no pair qualifies."""
+    from gfa_jax.attacks.minimum_norm.jsma import best_pair
+
+    rng = np.random.default_rng(0)
+    d = 37
+    t = rng.integers(-4, 5, (6, d)).astype(np.float32)  # small integers: many exact ties
+    o = rng.integers(-4, 5, (6, d)).astype(np.float32)
+    t[5], o[5] = 1.0, 1.0  # no pair has alpha > 0 > beta (nor alpha < 0 < beta): (0, 0)
+    p, q = jax.jit(best_pair, static_argnums=2)(jnp.asarray(t), jnp.asarray(o), increasing)
+    expected = [brute_force_pair(t[i], o[i], increasing) for i in range(len(t))]
+    assert expected[5] == (0, 0)
+    assert list(zip(np.asarray(p).tolist(), np.asarray(q).tolist())) == expected
+
+
 def test_fab_sorts_like_xla_on_cpu_and_projects_onto_the_hyperplane_in_the_box(monkeypatch):
     # argsort_rows sorts through NumPy on CPU (XLA:CPU's sort is ~20x slower): the same stable order,
     # ties and vmap included, hence the same projection as with XLA's argsort.

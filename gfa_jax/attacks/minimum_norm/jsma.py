@@ -18,7 +18,8 @@ Deviations from torchattacks: ``theta`` is a fraction of the box width ``hi - lo
 works on [0, 1], where the two coincide); the saliency uses ``|alpha| * |beta|`` (torchattacks'
 ``alpha * |beta|`` is the same for ``theta > 0`` but breaks for ``theta < 0``). As in torchattacks,
 when no pair satisfies the sign conditions, the pair (0, 0) is taken (feature 0 moves by 2 theta).
-Memory: the saliency map is ``[B, D, D]``.
+The pair search never holds the ``[B, D, D]`` saliency map: it scans blocks of 16 rows
+(:func:`best_pair`), so memory is ``[B, 16, D]``.
 """
 from __future__ import annotations
 
@@ -36,6 +37,47 @@ from gfa_jax.attacks.base import (
     _expand,
     register,
 )
+
+
+# Rows of the pair search per step of its scan: 16 ran fastest (16 images of 3072 features: 30 ms a
+# search, against 340-500 ms for the whole [B, D, D] map and one argmax).
+_PAIR_ROWS = 16
+
+
+def pair_saliency(t_p: Array, o_p: Array, t: Array, o: Array, increasing: bool) -> Array:
+    """``|alpha| * |beta|`` of the pairs ``(p, q)`` (``[B, P, D]``) where ``alpha = t_p + t_q`` and
+    ``beta = o_p + o_q`` have the signs JSMA needs (``alpha > 0 > beta``; reversed for decreasing), else 0."""
+    alpha = t_p[:, :, None] + t[:, None, :]
+    beta = o_p[:, :, None] + o[:, None, :]
+    sign = 1.0 if increasing else -1.0
+    return jax.nn.relu(sign * alpha) * jax.nn.relu(-sign * beta)
+
+
+def best_pair(t: Array, o: Array, increasing: bool) -> tuple[Array, Array]:
+    """Per sample, the pair ``p < q`` of features with the largest :func:`pair_saliency` (the first in
+    row-major order at a tie; ``(0, 0)`` when no pair qualifies), as ``argmax`` over the whole
+    ``[D, D]`` map gives it, without the map: a scan over blocks of rows keeps each row's maximum over
+    ``q > p``, then the best row is searched again for its ``q``. Memory ``[B, 16, D]`` instead of
+    ``[B, D, D]``, and 11-17x faster on XLA:CPU, whose fused reduction of the whole map was slow."""
+    batch, num_features = t.shape
+    n_blocks = -(-num_features // _PAIR_ROWS)
+    pad = ((0, 0), (0, n_blocks * _PAIR_ROWS - num_features))
+    t_rows, o_rows = jnp.pad(t, pad), jnp.pad(o, pad)  # padded rows p >= D: no q > p, masked below
+    columns = jnp.arange(num_features)
+
+    def block_maxima(_, start):
+        t_p = jax.lax.dynamic_slice_in_dim(t_rows, start, _PAIR_ROWS, axis=1)
+        o_p = jax.lax.dynamic_slice_in_dim(o_rows, start, _PAIR_ROWS, axis=1)
+        upper = start + jnp.arange(_PAIR_ROWS)[:, None] < columns[None, :]
+        return None, jnp.max(jnp.where(upper, pair_saliency(t_p, o_p, t, o, increasing), 0.0), axis=-1)
+
+    _, row_max = jax.lax.scan(block_maxima, None, jnp.arange(n_blocks) * _PAIR_ROWS)  # [n, B, rows]
+    row_max = row_max.transpose(1, 0, 2).reshape(batch, -1)[:, :num_features]
+    p = jnp.argmax(row_max, axis=-1)
+    t_p, o_p = jnp.take_along_axis(t, p[:, None], 1), jnp.take_along_axis(o, p[:, None], 1)
+    row = pair_saliency(t_p, o_p, t, o, increasing)[:, 0]
+    q = jnp.argmax(jnp.where(columns[None, :] > p[:, None], row, 0.0), axis=-1)
+    return p, q
 
 
 @register("jsma", norm="none", kind="minimum_norm", test_kwargs={"gamma": 0.2})
@@ -72,7 +114,6 @@ def jsma(
     num_classes = logits0.shape[-1]
     target = y if targeted else (y + 1) % num_classes
     cotangents = jnp.eye(num_classes, dtype=logits0.dtype)[:, None, :].repeat(batch, axis=1)  # [K, B, K]
-    off_diagonal = ~jnp.eye(num_features, dtype=bool)
     flat0 = x.reshape(batch, num_features)
     margin = 0.01 * (hi - lo)
     domain0 = flat0 < hi - margin if increasing else flat0 > lo + margin
@@ -89,12 +130,7 @@ def jsma(
         coef = (2.0 if increasing else -2.0) * (~domain).astype(flat.dtype)
         t_tmp = target_grad - coef * jnp.max(jnp.abs(target_grad), axis=-1, keepdims=True)
         o_tmp = others_grad + coef * jnp.max(jnp.abs(others_grad), axis=-1, keepdims=True)
-        alpha = t_tmp[:, None, :] + t_tmp[:, :, None]
-        beta = o_tmp[:, None, :] + o_tmp[:, :, None]
-        mask = ((alpha > 0) & (beta < 0)) if increasing else ((alpha < 0) & (beta > 0))
-        saliency = jnp.where(mask & off_diagonal, jnp.abs(alpha) * jnp.abs(beta), 0.0)
-        idx = jnp.argmax(saliency.reshape(batch, -1), axis=-1)
-        p, q = idx // num_features, idx % num_features
+        p, q = best_pair(t_tmp, o_tmp, increasing)
         pick = jax.nn.one_hot(p, num_features, dtype=flat.dtype) + jax.nn.one_hot(q, num_features, dtype=flat.dtype)
         new_flat = jnp.clip(flat + step * pick, lo, hi)
         flat = jnp.where(active[:, None], new_flat, flat)
