@@ -48,6 +48,14 @@ Not like-for-like (also stated per case in the JSON ``note``):
   double on [-1, 1], squared distances x4; Adam is scale invariant so the trajectories match), 50
   steps, per-sample early abort, each stretch between two abort checks run only on the samples still
   going. Our defaults (9 binary-search steps x 1000 steps) are not timed.
+- EAD (EN and L1 rules): as C&W, one c, 50 FISTA steps. torchattacks' EAD moves its own reference
+  image with its first step (its input is wrapped as the optimised parameter without a copy), so
+  the two fool different shares; the timing compares the same number of steps.
+- JSMA: torchattacks loops over images (one backward per class per pixel pair); timed as DeepFool.
+- PIFGSM / PIFGSMPP: torchattacks' projection kernel is a 3-group convolution, so it runs on the
+  CNN only (the MLP's one-channel images raise); the MLP rows have no torch side.
+- The L2 cases (``apgd_l2``, ``apgd_t_l2``, ``square_l2``, ``autoattack_l2``): L2 radius 0.5 on
+  [0, 1] at L-inf 8/255 (AutoAttack's CIFAR-10 radius), scaled with ``--eps01``.
 - Square: both run ``--square-queries`` queries (torchattacks' default is 5000); both stop early once
   every sample is fooled.
 - Early stopping: APGD, APGD-T, Square, FAB-T, DeepFool and C&W end their loops once no sample is
@@ -89,8 +97,15 @@ from gfa_jax.models import PaperCNN, PaperMLP  # noqa: E402
 MODELS = {"cnn": (PaperCNN, (32, 32, 3)), "mlp": (PaperMLP, (28, 28, 1))}
 NUM_CLASSES = 10
 EPS01 = 8 / 255  # torchattacks' L-inf default (its step: eps / 4), in [0, 1] units
-COMPACTED = ("apgd", "apgd_t", "fab_t", "autoattack", "cw_l2", "square")
-DEFAULT_ATTACKS = "fgsm,pgd,mifgsm,apgd,square,deepfool,cw_l2,bim,ffgsm,nifgsm,pgd_l2,apgd_t,fab_t"
+COMPACTED = ("apgd", "apgd_t", "fab", "fab_t", "autoattack", "cw_l2", "square", "apgd_l2", "apgd_t_l2",
+             "square_l2", "autoattack_l2", "ead_en", "ead_l1")
+# Every registered attack that torchattacks also has, but the AutoAttack ensembles (run them with
+# ``--attacks autoattack,autoattack_l2``).
+DEFAULT_ATTACKS = ("fgsm,pgd,mifgsm,apgd,square,deepfool,cw_l2,bim,ffgsm,nifgsm,pgd_l2,apgd_t,fab_t,"
+                   "difgsm,eotpgd,jitter,pifgsm,pifgsmpp,jsma,ead_en,ead_l1,apgd_l2,apgd_t_l2,square_l2,fab")
+PIFGSM_ONE_CHANNEL = ("torchattacks' PIFGSM / PIFGSMPP project with a 3-group convolution: 3-channel images "
+                      "only (Fashion-MNIST's one channel raises)")
+L2_EPS01_AT_8_255 = 0.5  # the L2 radius (on [0, 1]) of the L2 cases at L-inf 8/255: AutoAttack's CIFAR-10 L2 radius
 SWEEP_EPS01 = (1 / 255, 2 / 255, 3 / 255, 4 / 255, 6 / 255, 8 / 255, 12 / 255, 16 / 255)
 SWEEP_SEEDS = 5
 
@@ -108,17 +123,20 @@ class Case:
     """One attack, configured identically in both frameworks.
 
     ``passes`` = (batched forward passes, batched backward passes) the attack makes, for the FLOP
-    estimate (every iteration counted); ``upper_bound`` when the attack may stop early.
+    estimate (every iteration counted; ``None`` where a Jacobian's cost is not a count of passes: no
+    efficiency); ``upper_bound`` when the attack may stop early.
     """
 
     name: str
     torch_cls: str
     jax_kwargs: dict[str, Any]
     torch_kwargs: dict[str, Any]
-    passes: tuple[int, int]
+    passes: tuple[int, int] | None
     upper_bound: bool = False
     per_image_torch: bool = False
     note: str = ""
+    torch_unsupported: dict[str, str] = dataclasses.field(default_factory=dict)  # model -> why torch can't
+    long_call: bool = False  # a minute or more per call: one warm-up call and one timed call
 
 
 def make_cases(square_queries: int, eps01: float = EPS01, chunk_size: int | None = None) -> dict[str, Case]:
@@ -189,6 +207,72 @@ def make_cases(square_queries: int, eps01: float = EPS01, chunk_size: int | None
                   "early abort per sample, the iterations compacted to the samples still running (ours) vs "
                   "on the batch cost (torchattacks)"),
     ]
+    l2_eps01 = L2_EPS01_AT_8_255 * eps01 / (8 / 255)
+    l2 = {"eps": pm1(l2_eps01)}
+    l2_01 = {"norm": "L2", "eps": l2_eps01}
+    ead_jax = {"binary_search_steps": 1, "initial_const": 4.0, "steps": cw_steps, "learning_rate": 0.01,
+               "beta": 0.002, "kappa": 0.0, "abort_early": True}
+    ead_torch = {"binary_search_steps": 1, "initial_const": 1.0, "max_iterations": cw_steps, "lr": 0.01,
+                 "beta": 0.001, "kappa": 0}
+    ead_note = ("as C&W: ONE c (c=1 on [0, 1] = c=4 on [-1, 1]; beta 0.001 = 0.002 on [-1, 1], the same "
+                f"shrinkage), {cw_steps} FISTA steps; early abort per sample, compacted (ours) vs on the "
+                "batch loss (torchattacks). Robust accuracies differ: torchattacks 3.5.1 wraps its input "
+                "image as the optimised nn.Parameter without a copy, so its first gradient step also moves "
+                "its reference image (with a copy, and no early abort on either side, both fool the same "
+                "share: checked on the MLP, 64 samples)")
+    cases += [
+        Case("difgsm", "DIFGSM", {**linf, "decay": 0.0, "resize_rate": 0.9, "diversity_prob": 0.5,
+                                  "random_start": False},
+             {**linf01, "decay": 0.0, "resize_rate": 0.9, "diversity_prob": 0.5, "random_start": False}, grads,
+             note="torchattacks DIFGSM defaults; the random resize-and-pad draws differ between frameworks"),
+        Case("eotpgd", "EOTPGD", {**linf, "eot_iter": 2, "random_start": True},
+             {**linf01, "eot_iter": 2, "random_start": True}, grads,
+             note="eot_iter 2 on a deterministic model: torchattacks computes two equal gradients per step, "
+                  "ours one (stochastic=False: the sum of equal gradients has the same sign)"),
+        Case("jitter", "Jitter", {**linf, "scale": 10.0, "std": 0.1, "random_start": True},
+             {**linf01, "scale": 10, "std": 0.1, "random_start": True}, grads),
+        Case("pifgsm", "PIFGSM", {"eps": pm1(eps01), "steps": steps, "amplification": 10.0},
+             {"max_epsilon": eps01, "num_iter_set": steps, "amplification": 10.0}, grads,
+             note="torchattacks PIFGSM at this eps (its default is 16/255); its momentum and prob are unused",
+             torch_unsupported={"mlp": PIFGSM_ONE_CHANNEL}),
+        Case("pifgsmpp", "PIFGSMPP", {"eps": pm1(eps01), "steps": steps, "amplification": 10.0,
+                                      "project_factor": 0.8},
+             {"max_epsilon": eps01, "num_iter_set": steps, "amplification": 10.0, "project_factor": 0.8}, grads,
+             torch_unsupported={"mlp": PIFGSM_ONE_CHANNEL}),
+        Case("jsma", "JSMA", {"theta": 1.0, "gamma": 0.1}, {"theta": 1.0, "gamma": 0.1}, None,
+             upper_bound=True, per_image_torch=True, long_call=True,
+             note="untargeted = target (y + 1) % 10 on both sides; torchattacks runs image by image (timed on "
+                  "--torch-small-batch, scaled per image), ours batched"),
+        Case("ead_en", "EADEN", ead_jax, ead_torch, (2 * cw_steps, cw_steps), upper_bound=True, note=ead_note),
+        Case("ead_l1", "EADL1", ead_jax, ead_torch, (2 * cw_steps, cw_steps), upper_bound=True, note=ead_note),
+        Case("apgd_l2", "APGD", {**l2, "n_iter": apgd_iter, "n_restarts": 1, "loss": "ce", "rho": 0.75},
+             {**l2_01, "steps": apgd_iter, "n_restarts": 1, "loss": "ce", "rho": 0.75, "seed": 0},
+             (apgd_iter + 1, apgd_iter + 1), upper_bound=True,
+             note=f"L2 radius {l2_eps01:.4g} on [0, 1]; otherwise as apgd"),
+        Case("apgd_t_l2", "APGDT", {**l2, "n_iter": apgd_iter, "n_target_classes": n_targets, "n_restarts": 1,
+                                    "rho": 0.75},
+             {**l2_01, "steps": apgd_iter, "n_restarts": 1, "rho": 0.75, "seed": 0, "n_classes": NUM_CLASSES},
+             (n_targets * (apgd_iter + 1),) * 2, upper_bound=True,
+             note=f"L2 radius {l2_eps01:.4g} on [0, 1]; otherwise as apgd_t"),
+        Case("square_l2", "Square", {**l2, "n_queries": square_queries, "p_init": 0.8, "n_restarts": 1,
+                                     "loss": "margin"},
+             {**l2_01, "n_queries": square_queries, "n_restarts": 1, "p_init": 0.8, "loss": "margin",
+              "resc_schedule": True, "seed": 0},
+             (square_queries + 1, 0), upper_bound=True,
+             note=f"L2 radius {l2_eps01:.4g} on [0, 1]; {square_queries} queries; both exit early once all "
+                  "samples are fooled"),
+        Case("fab", "FAB", {"eps": pm1(eps01), "n_iter": fab_iter, "n_restarts": 1},
+             {"norm": "Linf", "eps": eps01, "steps": fab_iter, "n_restarts": 1, "multi_targeted": False,
+              "n_classes": NUM_CLASSES, "seed": 0}, None, upper_bound=True,
+             note="untargeted FAB (the Jacobian of every logit per step), 10 steps, both sides"),
+        Case("autoattack_l2", "AutoAttack", {**l2, "n_iter": apgd_iter, "n_target_classes": n_targets,
+                                             "n_queries": square_queries},
+             {"norm": "L2", "eps": l2_eps01, "steps": apgd_iter, "n_classes": NUM_CLASSES,
+              "n_queries": square_queries},
+             (1 + (n_targets + 1) * (apgd_iter + 1) + n_targets * 2 * fab_iter + square_queries + 1,
+              (n_targets + 1) * (apgd_iter + 1) + n_targets * fab_iter), upper_bound=True,
+             note=f"L2 radius {l2_eps01:.4g} on [0, 1]; otherwise as autoattack"),
+    ]
     if chunk_size is not None:  # the attacks whose runs are compacted to the samples still robust
         cases = [dataclasses.replace(c, jax_kwargs={**c.jax_kwargs, "chunk_size": chunk_size})
                  if c.name in COMPACTED else c for c in cases]
@@ -233,7 +317,7 @@ def pass_flops(apply, params, x, y) -> tuple[float | None, float | None]:
 
 
 def flops_estimate(case: Case, forward_flops, gradient_flops) -> float | None:
-    if forward_flops is None or gradient_flops is None:
+    if forward_flops is None or gradient_flops is None or case.passes is None:
         return None
     n_forward, n_backward = case.passes
     return n_forward * forward_flops + n_backward * (gradient_flops - forward_flops)
@@ -277,7 +361,10 @@ def jax_model_rows(case: Case, apply, params, x, y, key) -> int:
 def time_jax_case(case: Case, apply, params, x, y, key, repeats: int, pass_counts,
                   peak: float) -> tuple[dict, jax.Array]:
     fn = jitted_attack(apply, case.name, case.jax_kwargs)
-    timing = time_jitted(fn, (params, x, y, key), steps=repeats)
+    if case.long_call:
+        timing = time_jitted(fn, (params, x, y, key), steps=1, warmup=1)
+    else:
+        timing = time_jitted(fn, (params, x, y, key), steps=repeats)
     x_adv = adversarial(fn(params, x, y, key))  # cached executable, no second compile
     flops = flops_estimate(case, *pass_counts)
     if case.upper_bound:  # early exit: the work actually done is unknown; the efficiency is an upper bound
@@ -376,12 +463,13 @@ def time_torch(run: Callable, repeats: int, warmup: bool = True) -> tuple[dict, 
             "steps_timed": repeats}, out
 
 
-def torch_autoattack(model, *, eps: float, steps: int, n_classes: int, n_queries: int, seed: int = 0):
+def torch_autoattack(model, *, eps: float, steps: int, n_classes: int, n_queries: int, seed: int = 0,
+                     norm: str = "Linf"):
     """torchattacks' standard AutoAttack (``torchattacks.AutoAttack`` builds the same ``MultiAttack``)
     with the iteration and query budgets given."""
     import torchattacks
 
-    common = {"eps": eps, "norm": "Linf", "seed": seed, "n_restarts": 1}
+    common = {"eps": eps, "norm": norm, "seed": seed, "n_restarts": 1}
     return torchattacks.MultiAttack([
         torchattacks.APGD(model, loss="ce", steps=steps, **common),
         torchattacks.APGDT(model, n_classes=n_classes, steps=steps, **common),
@@ -442,8 +530,10 @@ def run_case(case: Case, kind: str, apply, params, x, y, args, peak, pass_counts
               "note": case.note, "jax": jax_timing}
     n_check = min(args.torch_small_batch, args.batch) if case.per_image_torch else args.batch
     jax_metrics = attack_metrics(apply(params, x_adv[:n_check]), y[:n_check], x_adv[:n_check], x[:n_check])
-    if tmodel is None:
+    if tmodel is None or kind in case.torch_unsupported:
         result["agreement"] = {"n_samples": n_check, "jax": jax_metrics}
+        if tmodel is not None:
+            result["torch_unsupported"] = case.torch_unsupported[kind]
         return result
 
     import torch
@@ -457,7 +547,8 @@ def run_case(case: Case, kind: str, apply, params, x, y, args, peak, pass_counts
                         torch_seconds_scaled_to_batch=torch_seconds)
     result["torch"] = torch_timing
     result["torch_over_jax"] = torch_seconds / jax_timing["steady_seconds_median"]
-    if case.upper_bound:  # the work each side did: early stops make it differ
+    if case.upper_bound and not case.per_image_torch:  # the work each side did: early stops make it differ
+        # (not where torch loops per image through Jacobians: its forward rows do not count its work)
         jax_rows = jax_model_rows(case, apply, params, x, y, key)
         torch_rows = torch_model_rows(case, tmodel, x01, y_t) * args.batch / n_check
         result["model_rows"] = {
@@ -620,15 +711,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--torch", action=argparse.BooleanOptionalAction, default=torch_available(),
                         help="also time torchattacks (default: on when torch and torchattacks import)")
     parser.add_argument("--torch-small-batch", type=int, default=16,
-                        help="batch on which per-image torch attacks (DeepFool) are timed, then scaled")
+                        help="batch on which per-image torch attacks (DeepFool, JSMA) are timed, then scaled")
     parser.add_argument("--square-queries", type=int, default=100)
     parser.add_argument("--eps01", type=float, default=EPS01,
                         help="L-inf radius on [0, 1] inputs (default 8/255: every sample of the random models falls "
                              "in the first iterations; a small radius keeps samples robust, so early-stopping "
                              "attacks run their whole budget)")
     parser.add_argument("--chunk-size", type=int, default=None,
-                        help="samples per chunk of the compacted APGD / APGD-T / FAB-T runs (default: the "
-                             "library's, gfa_jax.attacks.loops.chunk_rows)")
+                        help="samples per chunk of the compacted attacks (APGD, FAB, Square, C&W, EAD, AutoAttack; "
+                             "default: the library's, gfa_jax.attacks.loops.chunk_rows)")
     parser.add_argument("--eps-sweep", action="store_true", help="run the PGD eps x seeds sweep instead")
     parser.add_argument("--out", default=None, help="also write the JSON report to this file")
     return parser.parse_args()

@@ -70,15 +70,15 @@ def blocking_calls(compiled, args, *, carry_first: bool = False):
     return call
 
 
-def time_jitted(fn, args, *, steps: int, carry_first: bool = False) -> dict:
-    """Compile time and steady-state seconds per call of ``jax.jit``-ed ``fn`` (``carry_first``: see
-    :func:`blocking_calls`)."""
+def time_jitted(fn, args, *, steps: int, carry_first: bool = False, warmup: int = WARMUP_CALLS) -> dict:
+    """Compile time and steady-state seconds per call of ``jax.jit``-ed ``fn``, timed over ``steps``
+    calls after ``warmup`` calls (``carry_first``: see :func:`blocking_calls`)."""
     start = time.perf_counter()
     compiled = fn.lower(*args).compile()
     compile_seconds = time.perf_counter() - start
     flops = compiled_flops(compiled)
     call = blocking_calls(compiled, args, carry_first=carry_first)
-    for _ in range(WARMUP_CALLS):
+    for _ in range(warmup):
         call()
     times = []
     for _ in range(steps):

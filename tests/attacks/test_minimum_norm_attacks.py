@@ -159,6 +159,44 @@ def test_early_abort_compaction_changes_nothing_and_skips_stopped_samples(name):
     assert sum(rows) < 0.8 * full_rows, (sum(rows), full_rows)
 
 
+def reference_ead_run(w, b, x, y, *, const, beta, lr, steps):
+    """The authors' ``en_attack.py`` loop for one ``c`` on a linear model, in numpy: gradient step on the
+    slack y, shrinkage, momentum ``t / (t + 3)`` with the counter already incremented; returns the
+    adversarial iterate with the smallest elastic-net distance per sample (``x`` where none)."""
+    lo, hi = BOUNDS
+    flat = x.reshape(len(x), -1)
+    x_k, y_k = flat.copy(), flat.copy()
+    best, best_en = flat.copy(), np.full(len(x), np.inf)
+    rows = np.arange(len(x))
+    for k in range(steps):
+        z = y_k @ w + b
+        other = np.where(np.eye(w.shape[1], dtype=bool)[y], -np.inf, z).argmax(1)
+        active = (z[rows, y] - z[rows, other]) > 0  # hinge gradient w_y - w_other where positive
+        grad = const * active[:, None] * (w[:, y] - w[:, other]).T + 2 * (y_k - flat)
+        slack = y_k - lr * (1 - k / steps) ** 0.5 * grad
+        d = slack - flat
+        new = np.where(d > beta, np.minimum(slack - beta, hi), np.where(d < -beta, np.maximum(slack + beta, lo), flat))
+        y_k, x_k = new + (k + 1) / (k + 4) * (new - x_k), new
+        z = x_k @ w + b
+        en = np.sum((x_k - flat) ** 2, 1) + beta * np.abs(x_k - flat).sum(1)
+        better = (z.argmax(1) != y) & (en < best_en)
+        best[better], best_en[better] = x_k[better], en[better]
+    return best.reshape(x.shape)
+
+
+def test_ead_follows_the_reference_fista_loop(linear):
+    """Without early abort, one ``c``: the same iterates as the authors' loop, momentum factor included."""
+    logits_fn, x, y, _ = linear
+    weights, bias = random_linear_model(jax.random.key(1))
+    kw = dict(const=2.0, beta=0.01, lr=0.03, steps=12)
+    res = _fn("ead_en")(logits_fn, x, y, None, bounds=BOUNDS, binary_search_steps=1, initial_const=kw["const"],
+                        beta=kw["beta"], learning_rate=kw["lr"], steps=kw["steps"], abort_early=False)
+    expected = reference_ead_run(np.asarray(weights, np.float64), np.asarray(bias, np.float64),
+                                 np.asarray(x, np.float64), np.asarray(y), **kw)
+    assert 0 < int(res.success.sum()) < len(y)  # some samples cross the boundary, some do not
+    np.testing.assert_allclose(np.asarray(res.x_adv), expected, atol=1e-5)
+
+
 MIN_NORM = {"deepfool": "l2", "deepfool_linf": "linf", "cw_l2": "l2", "ead_en": "l1", "ead_l1": "l1"}
 
 

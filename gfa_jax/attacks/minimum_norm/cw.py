@@ -63,6 +63,16 @@ def cw_margin_terms(logits: Array, y: Array, kappa: Array, targeted: bool) -> tu
     return hinge, adv
 
 
+def stall_check(i: Array, loss: Array, prev: Array, check_every: int, abort_early: bool) -> tuple[Array, Array]:
+    """The reference's early abort, per sample: ``(stopping [B], prev)``. Every ``check_every``
+    iterations a sample stops if its loss did not fall below 0.9999 of its value at the previous
+    check; the reference then breaks before recording that iterate."""
+    if not abort_early:
+        return jnp.zeros(loss.shape, bool), prev
+    check = (i % check_every) == 0
+    return check & (loss > prev * 0.9999), jnp.where(check, loss, prev)
+
+
 def binary_search_update(const, lower, upper, found):
     """The reference's per-sample update of ``c`` after one binary-search step."""
     upper = jnp.where(found, jnp.minimum(upper, const), upper)
@@ -137,15 +147,13 @@ def cw_l2(
         w, opt_state, active, prev, found, best_dist, best_x = state
         x, y, const = inputs
         grads, (loss, dist, adv, x_new) = grad_fn(w, const, x, y)
+        stopping, prev = stall_check(i, loss, prev, check_every, abort_early)
+        adv = adv & active & ~stopping  # the reference breaks before it records a stalled iterate
         improved = adv & (dist < best_dist)
         best_dist = jnp.where(improved, dist, best_dist)
         best_x = jnp.where(_expand(improved, x), x_new, best_x)
-        found = found | (adv & active)
-        if abort_early:
-            check = (i % check_every) == 0
-            stalled = check & (loss > prev * 0.9999)
-            prev = jnp.where(check, loss, prev)
-            active = active & ~stalled
+        found = found | adv
+        active = active & ~stopping
         # Adam per sample (its own step count), so that a chunk carries its samples' whole state
         updates, opt_state = jax.vmap(tx.update)(grads, opt_state, w)
         w = jnp.where(_expand(active, w), optax.apply_updates(w, updates), w)

@@ -4,10 +4,12 @@ Per sample, minimises ``c * f(x') + ||x' - x||_2^2 + beta * ||x' - x||_1`` over 
 as the authors' ``en_attack.py``::
 
     x_{k+1} = clip(S_beta(y_k - a_k * grad g(y_k)), bounds)     g(v) = c * f(v) + ||v - x||_2^2
-    y_{k+1} = x_{k+1} + k / (k + 3) * (x_{k+1} - x_k)
+    y_{k+1} = x_{k+1} + (k + 1) / (k + 4) * (x_{k+1} - x_k)
     a_k = learning_rate * (1 - k / steps) ** 0.5                  (the reference's polynomial decay)
 
-where ``S_beta`` shrinks ``v - x`` towards 0 by ``beta`` (soft thresholding, the reference thresholds
+for iterations ``k = 0, 1, ...``. The momentum factor is the reference's: its ``zt = t / (t + 3)`` reads
+the step counter ``t`` after the gradient step has incremented it (the paper writes ``k / (k + 3)``;
+torchattacks' EADEN / EADL1 also uses ``(k + 1) / (k + 4)``). Where ``S_beta`` shrinks ``v - x`` towards 0 by ``beta`` (soft thresholding, the reference thresholds
 by ``beta`` itself, not ``a_k * beta``) and ``f`` is the C&W hinge ``max(Z_y - max_{j != y} Z_j +
 kappa, 0)`` (targeted: ``max(max_{j != t} Z_j - Z_t + kappa, 0)``). ``c`` is binary-searched per
 sample exactly as in C&W (:mod:`gfa_jax.attacks.minimum_norm.cw`), starting at ``initial_const``.
@@ -40,7 +42,7 @@ from gfa_jax.attacks.base import (
     per_sample_norm,
     register,
 )
-from gfa_jax.attacks.minimum_norm.cw import _sq_l2, binary_search_update, cw_margin_terms
+from gfa_jax.attacks.minimum_norm.cw import _sq_l2, binary_search_update, cw_margin_terms, stall_check
 
 _TEST_KWARGS = {"steps": 10, "binary_search_steps": 2}
 
@@ -112,12 +114,13 @@ def ead(
         x, y, const = inputs
         lr = learning_rate * jnp.sqrt(1.0 - i.astype(dtype) / steps)
         x_new = shrinkage_threshold(y_k - lr * grad_fn(y_k, const, x, y), x, beta, bounds)
-        y_new = x_new + (i / (i + 3.0)).astype(dtype) * (x_new - x_k)
+        y_new = x_new + ((i + 1) / (i + 4.0)).astype(dtype) * (x_new - x_k)
         hinge, adv = cw_margin_terms(logits_fn(x_new), y, kappa, targeted)
         l1 = per_sample_norm(x_new - x, 1)
         en = _sq_l2(x_new - x) + beta * l1
         loss = const * hinge + en
-        adv = adv & active
+        stopping, prev = stall_check(i, loss, prev, check_every, abort_early)
+        adv = adv & active & ~stopping  # the reference breaks before it records a stalled iterate
         score = en if rule == "EN" else l1
         improved = adv & (score < best_score)
         best_score = jnp.where(improved, score, best_score)
@@ -126,11 +129,7 @@ def ead(
         found = found | adv
         x_k = jnp.where(_expand(active, x), x_new, x_k)
         y_k = jnp.where(_expand(active, x), y_new, y_k)
-        if abort_early:
-            check = (i % check_every) == 0
-            stalled = check & (loss > prev * 0.9999)
-            prev = jnp.where(check, loss, prev)
-            active = active & ~stalled
+        active = active & ~stopping
         return x_k, y_k, active, prev, found, best_score, best_l1, best_x
 
     def search_step(s, outer):
