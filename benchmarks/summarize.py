@@ -2,10 +2,11 @@
 
     .venv/bin/python benchmarks/summarize.py            # reads and writes results/benchmarks/
 
-Tables: issue 15's before / after runs (``attacks_v3_before.json`` vs ``attacks_v5.json``, the
-whole-budget runs ``attacks_v3_small_eps.json`` vs ``attacks_v5_small_eps.json``,
+Tables: issue 15's before / after runs (``attacks_v3_before.json`` vs the newest of
+``attacks_v6.json`` / ``attacks_v5.json``, the whole-budget runs ``attacks_v3_small_eps.json`` vs
+``attacks_v6_small_eps.json`` / ``attacks_v5_small_eps.json``,
 ``train_step_cnn_v4_before.json`` vs ``train_step_cnn_v4.json``, and v3) with its targets marked met or not;
-AutoAttack against torchattacks (``autoattack_v5*.json``, ``autoattack_v4*.json``);
+AutoAttack against torchattacks (``autoattack_v6*.json``, ``autoattack_v5*.json``, ``autoattack_v4*.json``);
 attacks before (``attacks_<model>.json``, ``attacks_cnn_unrolled.json``) and after
 (``attacks_<model>_v2.json``) per model: JAX seconds, compile seconds, torchattacks seconds, the
 torch / JAX ratio (> 1: ours faster), efficiency against the measured matmul peak (``<=`` where the
@@ -59,17 +60,31 @@ def efficiency(jax_part: dict) -> str:
 
 
 def attack_table(report: dict, name: str) -> list[str]:
+    rows = any("model_rows" in c for m in report["models"] for c in m["cases"])
     lines = [f"From {run_facts(report, name)}.", "",
-             "| model | attack | JAX s | compile s | torch s | torch / JAX | efficiency | robust acc JAX / torch |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| model | attack | JAX s | compile s | torch s | torch / JAX | efficiency | robust acc JAX / torch |"
+             + (" model rows torch / JAX |" if rows else ""),
+             "|---|---|---|---|---|---|---|---|" + ("---|" if rows else "")]
     for model in report["models"]:
         for case in model["cases"]:
             jax_part, agreement = case["jax"], case["agreement"]
             torch_s = case.get("torch", {}).get("torch_seconds_scaled_to_batch")
             accs = " / ".join(fmt(agreement[k]["robust_accuracy"], 3) for k in ("jax", "torch") if k in agreement)
-            lines.append(f"| {model['model']} b{model['batch']} | {case['attack']} | {fmt(jax_part['steady_seconds_median'])} "
-                         f"| {fmt(jax_part['compile_seconds'], 1)} | {fmt(torch_s)} | {fmt(case.get('torch_over_jax'), 2)} "
-                         f"| {efficiency(jax_part)} | {accs} |")
+            line = (f"| {model['model']} b{model['batch']} | {case['attack']} | {fmt(jax_part['steady_seconds_median'])} "
+                    f"| {fmt(jax_part['compile_seconds'], 1)} | {fmt(torch_s)} | {fmt(case.get('torch_over_jax'), 2)} "
+                    f"| {efficiency(jax_part)} | {accs} |")
+            if rows:
+                line += f" {fmt(case.get('model_rows', {}).get('torch_over_jax'), 2)} |"
+            lines.append(line)
+    if rows:
+        lines += ["", "Model rows: the samples each side pushed through the model in one call (forward passes, a "
+                  "gradient's included; chunk padding counts), torch / JAX: above 1, ours did less work. "
+                  "torch / JAX time divided by it is the speed per row. Not counted where torch loops per image "
+                  "through Jacobians (DeepFool, JSMA)."]
+    unsupported = sorted({(m["model"], c["attack"], c["torch_unsupported"]) for m in report["models"]
+                          for c in m["cases"] if c.get("torch_unsupported")})
+    for model, attack, why in unsupported:
+        lines += ["", f"No torch time for {model} {attack}: {why}."]
     return lines + [""]
 
 
@@ -241,34 +256,61 @@ def profile_table(report: dict, name: str) -> list[str]:
     return lines + [""]
 
 
+# What the "after" code of each headline run was.
+AFTER = {
+    "attacks_v5.json": "session 8's code (page-fault, pooling, convolution and sorting fixes, runs compacted to "
+                       "the samples still robust, Square's queries too).",
+    "attacks_v6.json": "session 9's first run (session 8's code plus C&W's and EAD's iterations compacted "
+                       "between two early-abort checks and JSMA's pair search by blocks of rows); every registered "
+                       "attack that torchattacks also has.",
+    "attacks_v7.json": "session 9's code (session 8's, plus C&W's, EAD's and JSMA's iterations run only on the "
+                       "samples still going, JSMA's pair search by blocks of rows, Square's leftover samples in "
+                       "chunks of 32, PI-FGSM's depthwise convolution as a shifted sum); every registered attack "
+                       "that torchattacks also has.",
+    "attacks_v7_small_eps.json": "session 9: each run (and Square's queries, with leftover samples in chunks of "
+                                 "32) compacted to the samples still robust",
+    "attacks_v5_small_eps.json": "session 8: each run (and Square's queries) compacted to the samples still robust",
+    "attacks_v6_small_eps.json": "session 9: each run (and Square's queries) compacted to the samples still robust, "
+                                 "C&W's and EAD's iterations too",
+}
+
+
+def newest(results: pathlib.Path, names: tuple[str, ...]) -> str:
+    """The first of ``names`` present in ``results`` (the newest run), else the last."""
+    return next((name for name in names if (results / name).exists()), names[-1])
+
+
 def build(results: pathlib.Path) -> str:
     out = ["# Benchmark results", "",
            "Generated by `benchmarks/summarize.py` from the JSON files in this folder; do not edit by hand.",
            "Commands to regenerate them: `results/README.md`. All times are seconds per call (median);",
            "torch / JAX > 1 means ours is faster. Timings from runs on a loaded machine are only comparable",
            "within one file (side by side), not across files.", ""]
-    before, after = load(results / "attacks_v3_before.json"), load(results / "attacks_v5.json")
+    after_name = newest(results, ("attacks_v7.json", "attacks_v6.json", "attacks_v5.json"))
+    before, after = load(results / "attacks_v3_before.json"), load(results / after_name)
     if before and after:
         out += ["## Issue 15: attacks vs torchattacks, before and after", "",
-                "Before = main at 237c174 (`git worktree`, session 6, quiet machine); after = session 8's code "
-                "(page-fault, pooling, convolution and sorting fixes, runs compacted to the samples still "
-                "robust, Square's queries too). Causes and evidence: `cpu_profile.md`.", ""]
-        out += target_table(before, after, "attacks_v3_before.json", "attacks_v5.json")
-    before, after = load(results / "attacks_v3_small_eps.json"), load(results / "attacks_v5_small_eps.json")
+                "Before = main at 237c174 (`git worktree`, session 6, quiet machine); after = "
+                + AFTER[after_name] + " Causes and evidence: `cpu_profile.md`. A `-` before: the case was "
+                "not benchmarked then.", ""]
+        out += target_table(before, after, "attacks_v3_before.json", after_name)
+    small_name = newest(results, ("attacks_v7_small_eps.json", "attacks_v6_small_eps.json", "attacks_v5_small_eps.json"))
+    before, after = load(results / "attacks_v3_small_eps.json"), load(results / small_name)
     if before and after:
         out += [f"## Issue 15: early-stopping attacks on their whole budget (L-inf eps {after['eps01']:g} on [0, 1])",
                 "", "At this radius most samples of the random models stay robust (robust accuracy in the tables "
                 "below), so APGD, APGD-T, FAB-T and Square cannot stop early. Before = session 6 (full-batch runs "
-                "with masks); after = session 8: each run (and Square's queries) compacted to the samples still "
-                f"robust (chunks of {after.get('chunk_rows', '?')} on CPU) and FAB's faster sort.", ""]
-        other = load(results / "attacks_v5.json")
+                f"with masks); after = {AFTER[small_name]} (chunks of {after.get('chunk_rows', '?')} on CPU) and "
+                "FAB's faster sort.", ""]
+        other = load(results / after_name)
         fgsm = [c.get("torch_over_jax") for m in (other or {}).get("models", []) if m["model"] == "cnn"
                 for c in m["cases"] if c["attack"] == "fgsm"]
         note = "One forward + backward (FGSM) is at parity and moves across 1.0 between quiet runs of the same code on this VM"
         if fgsm and fgsm[0] is not None:
-            note += f" (CNN FGSM {fgsm[0]:.2f} in `attacks_v5.json`)"
-        out += target_table(before, after, "attacks_v3_small_eps.json", "attacks_v5_small_eps.json", note=note + ".")
-    aa_files = ("autoattack_v5.json", "autoattack_v5_small_eps.json", "autoattack_v4.json",
+            note += f" (CNN FGSM {fgsm[0]:.2f} in `{after_name}`)"
+        out += target_table(before, after, "attacks_v3_small_eps.json", small_name, note=note + ".")
+    aa_files = ("autoattack_v6.json", "autoattack_v6_small_eps.json", "autoattack_v5.json",
+                "autoattack_v5_small_eps.json", "autoattack_v4.json",
                 "autoattack_v4_small_eps.json", "autoattack_v4_small_eps_one_chunk.json")
     if any((results / name).exists() for name in aa_files):
         out += ["## Issue 15: AutoAttack (standard) vs torchattacks' MultiAttack of the same members", "",
@@ -297,7 +339,9 @@ def build(results: pathlib.Path) -> str:
     if profile:
         out += ["## Issue 15: where a CNN gradient's time goes on XLA:CPU (`cpu_profile.json`)", ""]
         out += profile_table(profile, "cpu_profile.json")
-    for name in ("attacks_v5.json", "attacks_v5_small_eps.json", "attacks_v4_small_eps.json",
+    for name in ("attacks_v7.json", "attacks_v7_small_eps.json", "attacks_v6.json", "attacks_v6_small_eps.json",
+                 "attacks_v5.json", "attacks_v5_small_eps.json",
+                 "attacks_v4_small_eps.json",
                  "attacks_v3_small_eps.json", "attacks_v4.json",
                  "attacks_v3.json", "attacks_v3_before.json"):
         report = load(results / name)

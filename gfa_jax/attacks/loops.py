@@ -198,9 +198,14 @@ CPU_CHUNK_ROWS = 128
 CPU_TAIL_CHUNK_ROWS = 32
 
 
-def tail_chunk_rows(chunk: int) -> int | None:
-    """The tail chunk size that goes with chunks of ``chunk`` rows: ``CPU_TAIL_CHUNK_ROWS`` on CPU
-    when smaller than ``chunk``, else ``None`` (no tail: on accelerators the batch is one chunk)."""
+def tail_chunk_rows(chunk: int, tail_chunk_size: int | None = None) -> int | None:
+    """The tail chunk size that goes with chunks of ``chunk`` rows: ``tail_chunk_size`` if given (one
+    of ``chunk`` rows or more: no tail), else ``CPU_TAIL_CHUNK_ROWS`` on CPU when smaller than
+    ``chunk``; ``None`` means no tail (on accelerators the batch is one chunk)."""
+    if tail_chunk_size is not None:
+        if int(tail_chunk_size) < 1:
+            raise ValueError(f"tail_chunk_size must be a positive number of samples, got {tail_chunk_size!r}")
+        return int(tail_chunk_size) if tail_chunk_size < chunk else None
     if jax.default_backend() != "cpu" or chunk <= CPU_TAIL_CHUNK_ROWS:
         return None
     return CPU_TAIL_CHUNK_ROWS

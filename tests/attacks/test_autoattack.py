@@ -293,6 +293,26 @@ def test_compacted_runs_match_the_masked_full_batch(name):
     np.testing.assert_allclose(np.asarray(x_chunked)[robust], np.asarray(x_full)[robust], atol=1e-6)
 
 
+def test_square_tail_chunks_match_the_masked_full_batch():
+    """Square's leftover samples in chunks of 2 after chunks of 5: the same points as one masked chunk."""
+    params, x, y = trained_mlp()
+    x, y = x[:N], y[:N]
+    seen = set()
+
+    def logits_fn(z):
+        seen.add(z.shape[0])
+        return batch_invariant_mlp_apply(params, z)
+
+    run = lambda c, t: jax.jit(lambda: attacks.get_attack("square").fn(  # noqa: E731
+        logits_fn, x, y, jax.random.key(4), bounds=BOUNDS, chunk_size=c, tail_chunk_size=t,
+        **COMPACTION_CASES["square"]))()
+    x_full = run(N, None)
+    seen.clear()
+    x_tail = run(5, 2)
+    assert seen <= {N, 5, 2} and 2 in seen
+    np.testing.assert_allclose(np.asarray(x_tail), np.asarray(x_full), atol=1e-6)
+
+
 def test_autoattack_members_spend_nothing_on_skipped_samples(mlp):
     f, x, y = mlp
     rows_seen = []

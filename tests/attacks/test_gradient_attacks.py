@@ -145,6 +145,20 @@ def test_variants_reduce_to_bim(variant):
     np.testing.assert_array_equal(np.asarray(jax.jit(lambda x_, y_: attack(x_, y_, KEY, **kwargs))(x, y)), np.asarray(expected))
 
 
+@pytest.mark.parametrize("kernel_name", ["project", "gaussian"])
+def test_patchwise_depthwise_conv_is_the_grouped_convolution(kernel_name):
+    """The shifted-sum depthwise convolution equals lax's grouped one (PI-FGSM's two kernels)."""
+    from gfa_jax.attacks.gradient._iterative import depthwise_conv, project_kernel
+    from gfa_jax.attacks.gradient.pifgsmpp import gaussian_kernel
+
+    kernel = project_kernel(3) if kernel_name == "project" else gaussian_kernel(3, 3.0)
+    x = jax.random.normal(jax.random.key(0), (2, 7, 5, 3))
+    weights = jnp.broadcast_to(jnp.asarray(kernel)[:, :, None, None], (3, 3, 1, 3))
+    expected = jax.lax.conv_general_dilated(x, weights, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                            feature_group_count=3)
+    np.testing.assert_allclose(np.asarray(depthwise_conv(x, kernel)), np.asarray(expected), atol=1e-6)
+
+
 def test_input_diversity_shrinks_and_pads_each_sample_independently():
     x = jnp.ones((64, 6, 6, 1))
     diversity = jax.jit(lambda p: input_diversity(KEY, x, 0.5, p))

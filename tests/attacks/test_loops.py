@@ -214,3 +214,10 @@ def test_chunk_rows_defaults_and_rejects_nonsense():
         assert loops.chunk_rows(1000, None) == loops.CPU_CHUNK_ROWS
     with pytest.raises(ValueError, match="chunk_size"):
         loops.chunk_rows(10, 0)
+    assert loops.tail_chunk_rows(128, 16) == 16
+    assert loops.tail_chunk_rows(128, 128) is None and loops.tail_chunk_rows(8, 100) is None  # no tail
+    if jax.default_backend() == "cpu":
+        assert loops.tail_chunk_rows(128) == loops.CPU_TAIL_CHUNK_ROWS
+        assert loops.tail_chunk_rows(loops.CPU_TAIL_CHUNK_ROWS) is None
+    with pytest.raises(ValueError, match="tail_chunk_size"):
+        loops.tail_chunk_rows(10, 0)

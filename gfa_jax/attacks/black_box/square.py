@@ -140,13 +140,16 @@ def _to_4d(x: Array) -> Array:
 
 def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Bounds,
                       norm: str = "linf", n_queries: int = 5000, p_init: float = P_INIT, loss: str = "margin",
-                      rescale_schedule: bool = True, done: Array | None = None, chunk_size: int | None = None):
+                      rescale_schedule: bool = True, done: Array | None = None, chunk_size: int | None = None,
+                      tail_chunk_size: int | None = None):
     """One Square run on the whole batch; it ends once every sample is fooled or ``done`` (bool
     ``[B]``, samples settled by an earlier restart, left unchanged).
 
     Each query's candidates are drawn for the whole batch, and the model scores only those of the
     samples still active, gathered into chunks of ``chunk_size`` (:func:`loops.for_active_chunks`;
-    ``None``: :func:`loops.chunk_rows`), as the reference queries only its not-yet-fooled subset.
+    ``None``: :func:`loops.chunk_rows`), those left over after full chunks in chunks of
+    ``tail_chunk_size`` (``None``: :func:`loops.tail_chunk_rows`), as the reference queries only its
+    not-yet-fooled subset.
     The random draws do not depend on the chunking, so neither does any sample's trajectory.
 
     Returns ``(x_best, margin_min, loss_min, margin_init, loss_init)``; ``margin = z_y - max_{j!=y} z_j``
@@ -157,6 +160,7 @@ def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
     b, h, w, c = x4.shape
     eps_b = _expand(jnp.broadcast_to(jnp.asarray(eps, x.dtype), (b,)), x4)
     chunk = loops.chunk_rows(b, chunk_size)
+    tail_chunk = loops.tail_chunk_rows(chunk, tail_chunk_size)
 
     def margin_and_loss(z4, labels):
         logits = logits_fn(z4.reshape(z4.shape[:1] + orig_shape[1:]))
@@ -176,7 +180,8 @@ def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
             return loops.scatter_rows(scores, rows, valid, margin_and_loss(x_new[rows], y[rows]))
 
         unscored = jnp.full((b,), jnp.inf, x.dtype)
-        return loops.for_active_chunks(on_chunk, (unscored, unscored), active, chunk_size=chunk)
+        return loops.for_active_chunks(on_chunk, (unscored, unscored), active, chunk_size=chunk,
+                                       tail_chunk_size=tail_chunk)
 
     k_init, k_loop = jax.random.split(key)
     if norm == "linf":
@@ -263,11 +268,11 @@ def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
 def square_attack(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Bounds,
                   norm: str = "linf", n_queries: int = 5000, p_init: float = P_INIT, n_restarts: int = 1,
                   loss: str = "margin", rescale_schedule: bool = True, skip: Array | None = None,
-                  chunk_size: int | None = None) -> Array:
+                  chunk_size: int | None = None, tail_chunk_size: int | None = None) -> Array:
     """Square attack (untargeted); ``norm``, ``n_queries``, ``n_restarts``, ``loss`` are static;
     ``skip`` (bool ``[B]``): samples not to attack, returned unchanged; no query is spent on them,
-    nor on samples already fooled (the model scores the others in chunks of ``chunk_size``, static:
-    see :func:`square_single_run`).
+    nor on samples already fooled (the model scores the others in chunks of ``chunk_size`` and
+    ``tail_chunk_size``, static: see :func:`square_single_run`).
 
     Returns per sample the first misclassified point found (clean misclassified inputs unchanged),
     else the lowest-loss point of the restarts, always in ``bounds`` and the eps ball.
@@ -281,7 +286,7 @@ def square_attack(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: 
         x_best, margin_min, loss_min, _, _ = square_single_run(
             logits_fn, x, y, jax.random.fold_in(key, r), eps=eps, bounds=bounds, norm=norm,
             n_queries=n_queries, p_init=p_init, loss=loss, rescale_schedule=rescale_schedule, done=fooled,
-            chunk_size=chunk_size)
+            chunk_size=chunk_size, tail_chunk_size=tail_chunk_size)
         run_fooled = margin_min <= 0.0
         new = run_fooled & ~fooled
         x_adv = jnp.where(_expand(new, x), x_best, x_adv)
@@ -301,17 +306,17 @@ def square_attack(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: 
 
 @register("square", norm="linf", test_kwargs={"n_queries": 10})
 def square(logits_fn, x, y, key, *, eps, bounds, n_queries=5000, p_init=P_INIT, n_restarts=1,
-           loss="margin", rescale_schedule=True, chunk_size=None):
+           loss="margin", rescale_schedule=True, chunk_size=None, tail_chunk_size=None):
     """Square attack in the L-inf ball (see :func:`square_attack`)."""
     return square_attack(logits_fn, x, y, key, eps=eps, bounds=bounds, norm="linf", n_queries=n_queries,
                          p_init=p_init, n_restarts=n_restarts, loss=loss, rescale_schedule=rescale_schedule,
-                         chunk_size=chunk_size)
+                         chunk_size=chunk_size, tail_chunk_size=tail_chunk_size)
 
 
 @register("square_l2", norm="l2", test_kwargs={"n_queries": 10})
 def square_l2(logits_fn, x, y, key, *, eps, bounds, n_queries=5000, p_init=P_INIT, n_restarts=1,
-              loss="margin", rescale_schedule=True, chunk_size=None):
+              loss="margin", rescale_schedule=True, chunk_size=None, tail_chunk_size=None):
     """Square attack in the L2 ball (see :func:`square_attack`)."""
     return square_attack(logits_fn, x, y, key, eps=eps, bounds=bounds, norm="l2", n_queries=n_queries,
                          p_init=p_init, n_restarts=n_restarts, loss=loss, rescale_schedule=rescale_schedule,
-                         chunk_size=chunk_size)
+                         chunk_size=chunk_size, tail_chunk_size=tail_chunk_size)

@@ -15,6 +15,7 @@ range width 2, e.g. eps = 2 * 8/255 for torchattacks' 8/255.
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import jax
@@ -192,13 +193,16 @@ def require_images(x: Array, attack: str) -> None:
 
 
 def depthwise_conv(x: Array, kernel: np.ndarray) -> Array:
-    """Convolve every channel of NHWC ``x`` with the same odd-sized 2-D ``kernel``, zero padding."""
-    channels = x.shape[-1]
-    weights = jnp.broadcast_to(jnp.asarray(kernel, x.dtype)[:, :, None, None], kernel.shape + (1, channels))
-    return jax.lax.conv_general_dilated(
-        x, weights, window_strides=(1, 1), padding="SAME",
-        dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=channels,
-    )
+    """Convolve every channel of NHWC ``x`` with the same odd-sized 2-D ``kernel`` (a constant), zero
+    padding: ``lax.conv_general_dilated`` with ``feature_group_count = C``, as a weighted sum of
+    shifted copies. XLA:CPU ran that grouped convolution on 3-channel images in a slow loop (72 ms a
+    call on 256 CIFAR images, a third of a PI-FGSM++ step); the sum fuses into one elementwise pass."""
+    kh, kw = kernel.shape
+    height, width = x.shape[1:3]
+    padded = jnp.pad(x, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
+    terms = [float(kernel[i, j]) * padded[:, i:i + height, j:j + width, :]
+             for i in range(kh) for j in range(kw) if kernel[i, j] != 0]
+    return functools.reduce(jnp.add, terms) if terms else jnp.zeros_like(x)
 
 
 def project_kernel(size: int = 3) -> np.ndarray:

@@ -246,6 +246,7 @@ def run_with_restarts(
     targeted_success: bool = False,
     fooled_init: Array | None = None,
     chunk_size: int | None = None,
+    tail_chunk_size: int | None = None,
 ):
     """Up to ``n_runs`` APGD runs (a ``lax.while_loop`` that ends early once every sample is fooled);
     run ``r`` ascends ``make_loss(r, rows)`` (``r`` traced; ``rows``: the indices into the batch of
@@ -253,7 +254,8 @@ def run_with_restarts(
 
     Each run attacks only the samples not fooled yet (by an earlier run or ``fooled_init``), in
     chunks of ``chunk_size`` samples (:func:`loops.for_active_chunks`; ``None``: see
-    :func:`loops.chunk_rows`), as the reference attacks only the still-robust subset. A sample's
+    :func:`loops.chunk_rows`; those left over after full chunks in chunks of ``tail_chunk_size``,
+    ``None``: :func:`loops.tail_chunk_rows`), as the reference attacks only the still-robust subset. A sample's
     random start is drawn for the whole batch, so its trajectory does not depend on the chunking. Returns
     ``(x_adv, fooled)`` where ``x_adv`` is the first successful point, else the max-loss point over
     runs.
@@ -262,6 +264,7 @@ def run_with_restarts(
     fooled0 = jnp.zeros(b, bool) if fooled_init is None else fooled_init
     eps_b = jnp.broadcast_to(jnp.asarray(eps, x.dtype), (b,))
     chunk = loops.chunk_rows(b, chunk_size)
+    tail_chunk = loops.tail_chunk_rows(chunk, tail_chunk_size)
 
     def run(carry):
         r, results = carry
@@ -281,7 +284,8 @@ def run_with_restarts(
             loss_max_c = jnp.where(better, loss_best, loss_max[rows])
             return loops.scatter_rows(results, rows, valid, (x_adv_c, run_fooled, x_maxloss_c, loss_max_c))
 
-        return r + 1, loops.for_active_chunks(on_chunk, results, ~results[1], chunk_size=chunk)
+        return r + 1, loops.for_active_chunks(on_chunk, results, ~results[1], chunk_size=chunk,
+                                              tail_chunk_size=tail_chunk)
 
     def runs_left(carry):
         # Stop once every sample is fooled: later runs could not change the result (the reference
@@ -310,6 +314,7 @@ def apgd(
     targeted: bool = False,
     chunk_size: int | None = None,
     skip: Array | None = None,
+    tail_chunk_size: int | None = None,
 ) -> Array:
     """APGD (Croce & Hein 2020) with loss 'ce', 'dlr' or 'mse' (any loss of :mod:`base`).
 
@@ -318,7 +323,8 @@ def apgd(
       n_iter, n_restarts: static.
       rho: threshold of the oscillation condition.
       targeted: if True, ``y`` are target labels, the loss is descended and success is ``argmax == y``.
-      chunk_size: samples per chunk of the compacted runs (static; see :func:`run_with_restarts`).
+      chunk_size, tail_chunk_size: samples per chunk of the compacted runs, and per chunk of those
+        left over after full chunks (static; see :func:`run_with_restarts`).
       skip: bool ``[B]``, samples not to attack (returned unchanged; no compute is spent on them),
         e.g. those an earlier attack already fooled.
 
@@ -338,21 +344,24 @@ def apgd(
     x_adv, _ = run_with_restarts(
         make_loss, logits_fn, x, y, key, eps=eps, bounds=bounds, norm=norm, n_iter=n_iter,
         n_runs=n_restarts, rho=rho, targeted_success=targeted, fooled_init=already, chunk_size=chunk_size,
+        tail_chunk_size=tail_chunk_size,
     )
     return _project(norm, x_adv, x, eps, bounds)
 
 
 @register("apgd", norm="linf", test_kwargs={"n_iter": 5})
 def apgd_linf(logits_fn, x, y, key, *, eps, bounds, loss="ce", n_iter=100, n_restarts=1,
-              rho=RHO, targeted=False, chunk_size=None):
+              rho=RHO, targeted=False, chunk_size=None, tail_chunk_size=None):
     """APGD in the L-inf ball (see :func:`apgd`)."""
     return apgd(logits_fn, x, y, key, eps=eps, bounds=bounds, loss=loss, norm="linf", n_iter=n_iter,
-                n_restarts=n_restarts, rho=rho, targeted=targeted, chunk_size=chunk_size)
+                n_restarts=n_restarts, rho=rho, targeted=targeted, chunk_size=chunk_size,
+                tail_chunk_size=tail_chunk_size)
 
 
 @register("apgd_l2", norm="l2", test_kwargs={"n_iter": 5})
 def apgd_l2(logits_fn, x, y, key, *, eps, bounds, loss="ce", n_iter=100, n_restarts=1,
-            rho=RHO, targeted=False, chunk_size=None):
+            rho=RHO, targeted=False, chunk_size=None, tail_chunk_size=None):
     """APGD in the L2 ball (see :func:`apgd`)."""
     return apgd(logits_fn, x, y, key, eps=eps, bounds=bounds, loss=loss, norm="l2", n_iter=n_iter,
-                n_restarts=n_restarts, rho=rho, targeted=targeted, chunk_size=chunk_size)
+                n_restarts=n_restarts, rho=rho, targeted=targeted, chunk_size=chunk_size,
+                tail_chunk_size=tail_chunk_size)

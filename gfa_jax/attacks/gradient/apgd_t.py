@@ -41,11 +41,13 @@ def apgd_targeted(
     rho: float = RHO,
     chunk_size: int | None = None,
     skip: Array | None = None,
+    tail_chunk_size: int | None = None,
 ) -> Array:
     """APGD-T (untargeted goal, targeted DLR loss over the top ``n_target_classes`` classes).
 
     ``y`` are the true labels. ``norm`` ('linf' or 'l2'), ``n_iter``, ``n_target_classes`` and
-    ``n_restarts`` are static; ``chunk_size`` and ``skip`` as in :func:`gfa_jax.attacks.gradient.apgd.apgd`.
+    ``n_restarts`` are static; ``chunk_size``, ``tail_chunk_size`` and ``skip`` as in
+    :func:`gfa_jax.attacks.gradient.apgd.apgd`.
     """
     clean_logits = logits_fn(x)
     n_classes = clean_logits.shape[-1]
@@ -65,23 +67,24 @@ def apgd_targeted(
     x_adv, _ = run_with_restarts(
         make_loss, logits_fn, x, y, key, eps=eps, bounds=bounds, norm=norm, n_iter=n_iter,
         n_runs=n_targets * n_restarts, rho=rho, fooled_init=already, chunk_size=chunk_size,
+        tail_chunk_size=tail_chunk_size,
     )
     return _project(norm, x_adv, x, eps, bounds)
 
 
 @register("apgd_t", norm="linf", test_kwargs={"n_iter": 4, "n_target_classes": 2})
 def apgd_t(logits_fn, x, y, key, *, eps, bounds, n_iter=100, n_target_classes=9,
-           n_restarts=1, rho=RHO, chunk_size=None):
+           n_restarts=1, rho=RHO, chunk_size=None, tail_chunk_size=None):
     """APGD-T in the L-inf ball (see :func:`apgd_targeted`)."""
     return apgd_targeted(logits_fn, x, y, key, eps=eps, bounds=bounds, norm="linf", n_iter=n_iter,
                          n_target_classes=n_target_classes, n_restarts=n_restarts, rho=rho,
-                         chunk_size=chunk_size)
+                         chunk_size=chunk_size, tail_chunk_size=tail_chunk_size)
 
 
 @register("apgd_t_l2", norm="l2", test_kwargs={"n_iter": 4, "n_target_classes": 2})
 def apgd_t_l2(logits_fn, x, y, key, *, eps, bounds, n_iter=100, n_target_classes=9,
-              n_restarts=1, rho=RHO, chunk_size=None):
+              n_restarts=1, rho=RHO, chunk_size=None, tail_chunk_size=None):
     """APGD-T in the L2 ball (see :func:`apgd_targeted`)."""
     return apgd_targeted(logits_fn, x, y, key, eps=eps, bounds=bounds, norm="l2", n_iter=n_iter,
                          n_target_classes=n_target_classes, n_restarts=n_restarts, rho=rho,
-                         chunk_size=chunk_size)
+                         chunk_size=chunk_size, tail_chunk_size=tail_chunk_size)

@@ -129,7 +129,7 @@ def cw_l2(
     check_every = max(steps // 10, 1) if abort_early else steps
     repeat = binary_search_steps >= 10
     chunk = loops.chunk_rows(batch, chunk_size)
-    tail_chunk = loops.tail_chunk_rows(chunk) if tail_chunk_size is None else tail_chunk_size
+    tail_chunk = loops.tail_chunk_rows(chunk, tail_chunk_size)
 
     def to_x(w):
         return jnp.tanh(w) * scale + shift

@@ -101,7 +101,7 @@ def ead(
     repeat = binary_search_steps >= 10
 
     chunk = loops.chunk_rows(batch, chunk_size)
-    tail_chunk = loops.tail_chunk_rows(chunk) if tail_chunk_size is None else tail_chunk_size
+    tail_chunk = loops.tail_chunk_rows(chunk, tail_chunk_size)
 
     def smooth_loss(v, const, x, y):
         hinge, _ = cw_margin_terms(logits_fn(v), y, kappa, targeted)

@@ -6,7 +6,9 @@ the classes), and with ``a = d z_t / dx`` and ``b = sum_{k != t} d z_k / dx`` pi
 features ``p != q`` (still in the search domain) maximising ``|a_p + a_q| * |b_p + b_q|`` subject to
 ``a_p + a_q > 0`` and ``b_p + b_q < 0`` (signs flipped for ``theta < 0``), adds ``theta * (hi - lo)``
 to both, clips to ``bounds`` and removes them from the search domain. A sample stops when it is
-classified as the target, after ``ceil(D * gamma / 2)`` iterations, or when its domain is empty.
+classified as the target, after ``ceil(D * gamma / 2)`` iterations, or when its domain is empty;
+each iteration runs only on the samples still going, compacted into chunks
+(:func:`gfa_jax.attacks.loops.for_active_segments`), where torchattacks runs image by image.
 Features within 1% of the box edge they would be pushed towards start outside the domain.
 
 Untargeted (default), the target is ``(y + 1) % K`` as in torchattacks (JSMA has no untargeted
@@ -91,6 +93,8 @@ def jsma(
     theta: float = 1.0,
     gamma: float = 0.1,
     targeted: bool = False,
+    chunk_size: int | None = None,
+    tail_chunk_size: int | None = None,
 ) -> MinNormResult:
     """JSMA (see the module docstring). ``key`` is unused (deterministic attack).
 
@@ -98,6 +102,8 @@ def jsma(
       theta: perturbation per chosen feature, as a fraction of ``hi - lo`` (static sign).
       gamma: at most this fraction of the features is modified (two per iteration).
       targeted: if True, ``y`` holds the target labels.
+      chunk_size, tail_chunk_size: each iteration runs only on the samples still going, in chunks
+        of these sizes (:func:`gfa_jax.attacks.loops.for_active_segments`; ``None``: the library's).
 
     Returns:
       :class:`MinNormResult` with ``norm`` the number of changed features (L0).
@@ -108,22 +114,25 @@ def jsma(
     batch = x.shape[0]
     num_features = math.prod(x.shape[1:])
     max_iters = int(math.ceil(num_features * gamma / 2.0))
-    step = theta * (hi - lo)
+    step_size = theta * (hi - lo)
 
     logits0 = logits_fn(x)
     num_classes = logits0.shape[-1]
     target = y if targeted else (y + 1) % num_classes
-    cotangents = jnp.eye(num_classes, dtype=logits0.dtype)[:, None, :].repeat(batch, axis=1)  # [K, B, K]
     flat0 = x.reshape(batch, num_features)
     margin = 0.01 * (hi - lo)
     domain0 = flat0 < hi - margin if increasing else flat0 > lo + margin
+    chunk = loops.chunk_rows(batch, chunk_size)
+    tail_chunk = loops.tail_chunk_rows(chunk, tail_chunk_size)
 
-    def reached(logits):
-        return jnp.argmax(logits, axis=-1) == target
+    def logits_of(flat):
+        return logits_fn(flat.reshape((flat.shape[0],) + x.shape[1:]))
 
-    def body(state):
-        i, flat, domain, active = state
-        logits, vjp = jax.vjp(lambda f: logits_fn(f.reshape(x.shape)), flat)
+    def step(i, state, inputs):
+        flat, domain, active = state
+        (target,) = inputs
+        logits, vjp = jax.vjp(logits_of, flat)
+        cotangents = jnp.eye(num_classes, dtype=logits.dtype)[:, None, :].repeat(flat.shape[0], axis=1)
         jac = jax.vmap(lambda c: vjp(c)[0])(cotangents)  # [K, B, D]
         target_grad = jnp.take_along_axis(jac, target[None, :, None], axis=0)[0]  # [B, D]
         others_grad = jnp.sum(jac, axis=0) - target_grad
@@ -132,18 +141,16 @@ def jsma(
         o_tmp = others_grad + coef * jnp.max(jnp.abs(others_grad), axis=-1, keepdims=True)
         p, q = best_pair(t_tmp, o_tmp, increasing)
         pick = jax.nn.one_hot(p, num_features, dtype=flat.dtype) + jax.nn.one_hot(q, num_features, dtype=flat.dtype)
-        new_flat = jnp.clip(flat + step * pick, lo, hi)
-        flat = jnp.where(active[:, None], new_flat, flat)
+        flat = jnp.where(active[:, None], jnp.clip(flat + step_size * pick, lo, hi), flat)
         domain = jnp.where(active[:, None], domain & (pick == 0), domain)
-        i = i + 1
-        active = active & ~reached(logits_fn(flat.reshape(x.shape))) & (i < max_iters) & jnp.any(domain, axis=-1)
-        return i, flat, domain, active
+        reached = jnp.argmax(logits_of(flat), axis=-1) == target
+        return flat, domain, active & ~reached & jnp.any(domain, axis=-1)
 
-    def cond(state):
-        return jnp.any(state[3])
-
-    active0 = ~reached(logits0) & jnp.any(domain0, axis=-1) & (max_iters > 0)
-    _, flat, _, _ = loops.while_loop(cond, body, (jnp.asarray(0), flat0, domain0, active0))
+    # A sample can stop after any iteration: each one runs on the samples still going, compacted.
+    active0 = (jnp.argmax(logits0, axis=-1) != target) & jnp.any(domain0, axis=-1) & (max_iters > 0)
+    flat, _, _ = loops.for_active_segments(step, (flat0, domain0, active0), (target,), active=lambda s: s[2],
+                                           steps=max_iters, check_every=1, chunk_size=chunk,
+                                           tail_chunk_size=tail_chunk)
 
     x_adv = flat.reshape(x.shape)
     pred = jnp.argmax(logits_fn(x_adv), axis=-1)
