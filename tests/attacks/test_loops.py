@@ -155,11 +155,13 @@ def test_for_active_chunks_visits_each_active_row_once_in_as_few_chunks_as_neede
 
 
 @pytest.mark.parametrize("n_active, chunks, rows", [
-    (0, 0, 0), (1, 1, 2), (4, 2, 4), (5, 3, 6), (8, 1, 8), (9, 2, 10), (12, 3, 12), (13, 4, 14), (16, 2, 16),
+    (0, 0, 0), (1, 1, 2), (4, 2, 4), (5, 3, 6), (7, 1, 8), (8, 1, 8), (9, 2, 10), (12, 3, 12), (13, 4, 14),
+    (15, 2, 16), (16, 2, 16),
 ])
 def test_for_active_chunks_puts_the_leftover_samples_in_tail_chunks(n_active, chunks, rows):
-    """Chunks of 8 while a full one remains, then chunks of 2: every active row once, in as few rows
-    as those sizes allow (13 active: 8 + 2 + 2 + 2 with one padding row, not 8 + 8)."""
+    """Chunks of 8 while a full one remains, then chunks of 2 where those hold at most 6 rows: every
+    active row once (13 active: 8 + 2 + 2 + 2 with one padding row, not 8 + 8; 7 left: one chunk of 8,
+    not four of 2)."""
     active = jax.random.permutation(jax.random.key(n_active), jnp.arange(16) < n_active)
     visits, n_chunks, n_rows = jax.jit(count_visits, static_argnums=(1, 2))(active, 8, 2)
     np.testing.assert_array_equal(np.asarray(visits), np.asarray(active, np.int32))
