@@ -193,8 +193,9 @@ CPU_CHUNK_ROWS = 128
 
 
 # Chunk size for the samples left over after full chunks, where an attack compiles its body for
-# both sizes (:func:`for_active_segments`): the paper CNN's gradient costs 1.16x per sample at 32
-# rows as at 256, 1.4x at 16 (2-core dev machine).
+# both sizes (C&W, EAD, JSMA, and Square and APGD(-T) run alone; not AutoAttack, for its compile
+# time): the paper CNN's gradient costs 1.16x per sample at 32 rows as at 256, 1.4x at 16 (2-core
+# dev machine).
 CPU_TAIL_CHUNK_ROWS = 32
 
 
@@ -283,8 +284,9 @@ def for_active_segments(step: Callable[[Array, Any, Any], Any], state, inputs, *
                         active: Callable[[Any], Array], steps: int, check_every: int, chunk_size: int,
                         tail_chunk_size: int | None = None):
     """Steps ``0 .. steps - 1`` of a per-sample iteration whose samples can stop only on check steps
-    (``i % check_every == 0``: C&W's and EAD's early abort), each step run only on the samples still
-    active, compacted into chunks of ``chunk_size``.
+    (``i % check_every == 0``: C&W's and EAD's early abort; JSMA stops after any step, so
+    ``check_every=1``), each step run only on the samples still active, compacted into chunks of
+    ``chunk_size``.
 
     ``state`` and ``inputs`` are pytrees of ``[B, ...]`` per-sample arrays (``inputs`` read-only);
     ``active(state)`` is bool ``[B]``; ``step(i, chunk_state, chunk_inputs)`` returns the chunk's
