@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/summarize.py            # reads and writes results/benchmarks/
 
 Tables: issue 15's before / after runs (``attacks_v3_before.json`` vs the newest of
-``attacks_v6.json`` / ``attacks_v5.json``, the whole-budget runs ``attacks_v3_small_eps.json`` vs
-``attacks_v6_small_eps.json`` / ``attacks_v5_small_eps.json``,
+``attacks_v7.json`` / ``attacks_v6.json`` / ``attacks_v5.json``, the whole-budget runs
+``attacks_v3_small_eps.json`` vs ``attacks_v7_small_eps.json`` / ``attacks_v5_small_eps.json``,
 ``train_step_cnn_v4_before.json`` vs ``train_step_cnn_v4.json``, and v3) with its targets marked met or not;
 AutoAttack against torchattacks (``autoattack_v6*.json``, ``autoattack_v5*.json``, ``autoattack_v4*.json``);
 attacks before (``attacks_<model>.json``, ``attacks_cnn_unrolled.json``) and after
@@ -270,8 +270,6 @@ AFTER = {
     "attacks_v7_small_eps.json": "session 9: each run (and Square's queries, with leftover samples in chunks of "
                                  "32) compacted to the samples still robust",
     "attacks_v5_small_eps.json": "session 8: each run (and Square's queries) compacted to the samples still robust",
-    "attacks_v6_small_eps.json": "session 9: each run (and Square's queries) compacted to the samples still robust, "
-                                 "C&W's and EAD's iterations too",
 }
 
 
@@ -294,7 +292,7 @@ def build(results: pathlib.Path) -> str:
                 + AFTER[after_name] + " Causes and evidence: `cpu_profile.md`. A `-` before: the case was "
                 "not benchmarked then.", ""]
         out += target_table(before, after, "attacks_v3_before.json", after_name)
-    small_name = newest(results, ("attacks_v7_small_eps.json", "attacks_v6_small_eps.json", "attacks_v5_small_eps.json"))
+    small_name = newest(results, ("attacks_v7_small_eps.json", "attacks_v5_small_eps.json"))
     before, after = load(results / "attacks_v3_small_eps.json"), load(results / small_name)
     if before and after:
         out += [f"## Issue 15: early-stopping attacks on their whole budget (L-inf eps {after['eps01']:g} on [0, 1])",
@@ -339,7 +337,7 @@ def build(results: pathlib.Path) -> str:
     if profile:
         out += ["## Issue 15: where a CNN gradient's time goes on XLA:CPU (`cpu_profile.json`)", ""]
         out += profile_table(profile, "cpu_profile.json")
-    for name in ("attacks_v7.json", "attacks_v7_small_eps.json", "attacks_v6.json", "attacks_v6_small_eps.json",
+    for name in ("attacks_v7.json", "attacks_v7_small_eps.json", "attacks_v6.json",
                  "attacks_v5.json", "attacks_v5_small_eps.json",
                  "attacks_v4_small_eps.json",
                  "attacks_v3_small_eps.json", "attacks_v4.json",
