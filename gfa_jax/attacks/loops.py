@@ -17,12 +17,15 @@ transposed). :func:`fori_loop` and :func:`while_active` apply it to every loop b
 attack library, so every loop attack, whatever the model, gets Eigen convolutions in a rolled
 loop (short compiles, no unrolling needed).
 
-Three ways to spend nothing on a sample that is done: :func:`while_active` ends a loop once no
+Four ways to spend nothing on a sample that is done: :func:`while_active` ends a loop once no
 sample of the batch is active (per-iteration early stop); :func:`for_active_chunks` runs a
 whole attack run only on the samples still to attack, gathered into chunks of a static size
-(batch compaction between runs: APGD's restarts, APGD-T's and FAB-T's targets, AutoAttack's
-members, Square's queries), as the reference implementations index their still-robust subset;
-and :func:`for_active_segments` compacts the iterations of an attack whose samples stop only on
+(batch compaction between runs: AutoAttack's members, Square's queries), as the reference
+implementations index their still-robust subset; :func:`for_active_runs` does that for the runs
+of one attack that settle a sample at its first success (APGD's restarts, APGD-T's and FAB-T's
+targets), and once few samples are left packs several runs into one chunk, as ``(sample, run)``
+rows, so 4 samples left for 9 targets take one chunk, not nine mostly of padding; and
+:func:`for_active_segments` compacts the iterations of an attack whose samples stop only on
 periodic checks (C&W's and EAD's early abort) between two checks.
 """
 from __future__ import annotations
@@ -228,6 +231,44 @@ def chunk_rows(batch: int, chunk_size: int | None) -> int:
     return min(int(chunk_size), batch)
 
 
+def _chunk_counts(n_items: Array, c: int, t: int) -> tuple[Array, Array]:
+    """How many chunks of ``c`` and then of ``t`` rows cover ``n_items`` positions (see
+    :func:`for_active_chunks` for the tail rule)."""
+    if t < c:
+        n_full = n_items // c
+        n_tail = (n_items - n_full * c + t - 1) // t
+        # Tail chunks only where they save a quarter of a full chunk's rows: a small chunk costs more
+        # per row (1.16x at 32 rows for the paper CNN, 1.5x for the MLP), so 123 samples left run
+        # as one chunk of 128, not four of 32.
+        worth_it = 4 * n_tail * t <= 3 * c
+        n_full = jnp.where(worth_it | (n_tail == 0), n_full, n_full + 1)
+        return n_full, jnp.where(worth_it, n_tail, 0)
+    return (n_items + c - 1) // c, jnp.asarray(0, jnp.int32)
+
+
+def _over_chunks(fn: Callable[[Array, Array, Any], Any], carry, n_items: Array, *, c: int, t: int):
+    """``carry <- fn(positions, valid, carry)`` over chunks of ``c`` (then ``t``) consecutive positions
+    covering ``0 .. n_items - 1``; ``valid = positions < n_items``."""
+    n_full, n_tail = _chunk_counts(n_items, c, t)
+
+    def chunks(size, first, count, carry):
+        def body(state):
+            k, inner = state
+            positions = first + k * size + jnp.arange(size, dtype=jnp.int32)
+            return k + 1, fn(positions, positions < n_items, inner)
+
+        _, carry = while_loop(lambda state: state[0] < count, body, (jnp.asarray(0, jnp.int32), carry))
+        return carry
+
+    carry = chunks(c, 0, n_full, carry)
+    return chunks(t, n_full * c, n_tail, carry) if t < c else carry
+
+
+def _chunk_and_tail(b: int, chunk_size: int, tail_chunk_size: int | None) -> tuple[int, int]:
+    c = min(chunk_size, b)
+    return c, (c if tail_chunk_size is None else min(tail_chunk_size, c))
+
+
 def for_active_chunks(fn: Callable[[Array, Array, Any], Any], carry, active: Array, *, chunk_size: int,
                       tail_chunk_size: int | None = None):
     """``carry <- fn(rows, valid, carry)`` over chunks of ``chunk_size`` sample indices holding every
@@ -237,7 +278,7 @@ def for_active_chunks(fn: Callable[[Array, Array, Any], Any], carry, active: Arr
     order) and cut into chunks; a ``while_loop`` runs ``ceil(n_active / chunk_size)`` of them, so
     settled samples cost nothing, where a masked full batch would pay for them. ``rows`` (int
     ``[chunk_size]``) are the chunk's indices into the batch and ``valid`` (bool ``[chunk_size]``)
-    marks the real ones (the last chunk is padded with row 0); ``fn`` gathers what it needs with
+    marks the real ones (the last chunk is padded with other rows); ``fn`` gathers what it needs with
     ``rows`` and writes back with :func:`scatter_rows`, which drops the padding. Under ``vmap`` with
     different active sets the loop runs for the largest.
 
@@ -246,38 +287,88 @@ def for_active_chunks(fn: Callable[[Array, Array, Any], Any], carry, active: Arr
     (a second loop, so ``fn`` is compiled for both sizes): 20 samples left then cost a chunk of 32,
     not one of 128, while 123 still take one chunk of 128.
     """
-    b = active.shape[0]
-    c = min(chunk_size, b)
-    t = c if tail_chunk_size is None else min(tail_chunk_size, c)
-    n_active = jnp.sum(active, dtype=jnp.int32)
-    if t < c:
-        n_full = n_active // c
-        n_tail = (n_active - n_full * c + t - 1) // t
-        # Tail chunks only where they save a quarter of a full chunk's rows: a small chunk costs more
-        # per row (1.16x at 32 rows for the paper CNN, 1.5x for the MLP), so 123 samples left run
-        # as one chunk of 128, not four of 32.
-        worth_it = 4 * n_tail * t <= 3 * c
-        n_full = jnp.where(worth_it | (n_tail == 0), n_full, n_full + 1)
-        n_tail = jnp.where(worth_it, n_tail, 0)
-    else:
-        n_full, n_tail = (n_active + c - 1) // c, jnp.asarray(0, jnp.int32)
-    # room for every slice: lax.dynamic_slice would shift a slice that ran past the end
-    n_slots = max(-(-b // c) * c, b + t if t < c else 0)
-    order = jnp.pad(jnp.argsort(~active, stable=True), (0, n_slots - b))
+    c, t = _chunk_and_tail(active.shape[0], chunk_size, tail_chunk_size)
+    order = jnp.argsort(~active, stable=True)
 
-    def chunks(size, first, count, carry):
-        def body(state):
-            k, inner = state
-            start = first + k * size
-            rows = lax.dynamic_slice(order, (start,), (size,))
-            valid = start + jnp.arange(size) < n_active
-            return k + 1, fn(rows, valid, inner)
+    def on_positions(positions, valid, carry):
+        return fn(jnp.take(order, positions, mode="fill", fill_value=0), valid, carry)
 
-        _, carry = while_loop(lambda state: state[0] < count, body, (jnp.asarray(0, jnp.int32), carry))
-        return carry
+    return _over_chunks(on_positions, carry, jnp.sum(active, dtype=jnp.int32), c=c, t=t)
 
-    carry = chunks(c, 0, n_full, carry)
-    return chunks(t, n_full * c, n_tail, carry) if t < c else carry
+
+def for_active_runs(run_rows: Callable[[Array, Array, Array, Any], Any],
+                    record: Callable[[Any, Array, Array, Any], Any], results, *, active: Callable[[Any], Array],
+                    n_runs: int | Array, chunk_size: int, tail_chunk_size: int | None = None,
+                    row_inputs: Callable[[Array, Array], Any] | None = None, pack: bool = True):
+    """Runs ``0 .. n_runs - 1`` of an attack that attacks, in each run, only the samples still
+    ``active(results)`` (bool ``[B]``): restarts, and the target classes of APGD-T and FAB-T, where the
+    reference runs each on the samples not fooled yet. Ends once no sample is active.
+
+    ``run_rows(rows, runs, valid, inputs)`` runs one chunk: row ``k`` is sample ``rows[k]`` in run
+    ``runs[k]`` (int ``[chunk]`` each), and ``inputs`` holds ``row_inputs(rows, runs)`` for those
+    rows (a pytree of per-row arrays, e.g. random starts drawn from the run and the sample; ``None``
+    without ``row_inputs``). It returns per-row outputs (a pytree of ``[chunk, ...]``) and must not
+    depend on the other rows of the chunk. ``record(results, rows, valid, outputs)`` writes one
+    run's rows into ``results`` (with :func:`scatter_rows`), leaving a sample that an earlier run
+    settled as it is; it is called once per run of a chunk, in run order. ``row_inputs`` is
+    evaluated once per round of runs, for ``B`` rows, outside the chunks: a random draw compiled
+    into the chunk body would be compiled once per chunk size (seconds on XLA:CPU), and one per run
+    for the whole batch would cost every packed run a batch's draw (8 ms on the paper CNN at 256).
+
+    Packing: with ``n`` samples active and ``n`` at most half a chunk, the next ``chunk // n`` runs go
+    into the same chunk as ``(sample, run)`` rows (one chunk where the runs one after another would
+    each take a chunk mostly of padding: 4 samples left for APGD-T's 9 targets cost one chunk, not
+    nine). A sample settled by one of those runs still takes its rows in the later ones, which fill
+    rows that would be padding; ``record``'s run order keeps its first success, so the results are
+    those of running the runs one after another, and a run's loop should stop such rows once an
+    earlier run's row settles their sample (:func:`superseded`), so that packing never runs longer
+    than the runs one after another. ``pack=False`` runs one run at a time (tests).
+    """
+    b = active(results).shape[0]
+    c, t = _chunk_and_tail(b, chunk_size, tail_chunk_size)
+
+    def next_runs(state):
+        first, results = state
+        now = active(results)
+        n_active = jnp.sum(now, dtype=jnp.int32)
+        per_run = jnp.maximum(n_active, 1)
+        packs = pack and not (isinstance(n_runs, int) and n_runs == 1)  # n_runs may be traced
+        n_pack = jnp.clip(c // per_run, 1, n_runs - first) if packs else jnp.asarray(1, jnp.int32)
+        order = jnp.argsort(~now, stable=True)
+
+        def rows_and_runs(positions):
+            return jnp.take(order, positions % per_run, mode="fill", fill_value=0), first + positions // per_run
+
+        # positions 0 .. b - 1 hold every row of the round: n_active * n_pack <= max(n_active, c) <= b
+        inputs = None if row_inputs is None else row_inputs(*rows_and_runs(jnp.arange(b, dtype=jnp.int32)))
+
+        def on_positions(positions, valid, results):
+            rows, runs = rows_and_runs(positions)
+            chunk_inputs = None if inputs is None else jax.tree_util.tree_map(
+                lambda a: jnp.take(a, positions, axis=0, mode="fill", fill_value=0), inputs)
+            outputs = run_rows(rows, runs, valid, chunk_inputs)
+            if not packs:
+                return record(results, rows, valid, outputs)
+            return fori_loop(0, n_pack, lambda j, res: record(res, rows, valid & (runs == first + j), outputs),
+                             results)
+
+        return first + n_pack, _over_chunks(on_positions, results, n_active * n_pack, c=c, t=t)
+
+    def runs_left(state):
+        first, results = state
+        return (first < n_runs) & jnp.any(active(results))
+
+    _, results = while_loop(runs_left, next_runs, (jnp.asarray(0, jnp.int32), results))
+    return results
+
+
+def superseded(rows: Array, runs: Array, settled: Array) -> Array:
+    """Bool ``[chunk]``: the rows of a packed chunk (:func:`for_active_runs`) whose sample a row of an
+    earlier run in the same chunk has already ``settled`` (bool ``[chunk]``, padding rows False): their
+    own result can no longer count, so a run's loop need not wait for them."""
+    same_sample = rows[:, None] == rows[None, :]
+    earlier = runs[None, :] < runs[:, None]
+    return jnp.any(same_sample & earlier & settled[None, :], axis=1)
 
 
 def for_active_segments(step: Callable[[Array, Any, Any], Any], state, inputs, *,

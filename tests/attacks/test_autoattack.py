@@ -92,9 +92,11 @@ def _pgd(f, x, y, key, eps, n_iter):
 
 def test_apgd_at_least_as_strong_as_pgd_at_equal_budget(mlp):
     # On this tiny MLP the outcome of a single run is decided mostly by the random start (both attacks
-    # converge within ~10 steps), so robust accuracy is averaged over 8 random starts (keys).
+    # converge within ~10 steps), so robust accuracy is averaged over 32 random starts (keys): at eps
+    # 0.3 both leave 2-4 % robust, too close for 8 starts (drawn per sample and run instead of per
+    # run, 8 starts put APGD behind at 2 of 4 seeds; 32 starts never did).
     f, x, y = mlp
-    keys = jax.random.split(jax.random.key(0), 8)
+    keys = jax.random.split(jax.random.key(0), 32)
     n_iter = 10
     run_apgd = jax.jit(jax.vmap(lambda k, e: apgd(f, x, y, k, bounds=BOUNDS, eps=e, n_iter=n_iter), (0, None)))
     run_pgd = jax.jit(jax.vmap(lambda k, e: _pgd(f, x, y, k, e, n_iter), (0, None)))

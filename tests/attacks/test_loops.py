@@ -223,3 +223,64 @@ def test_chunk_rows_defaults_and_rejects_nonsense():
         assert loops.tail_chunk_rows(loops.CPU_TAIL_CHUNK_ROWS) is None
     with pytest.raises(ValueError, match="tail_chunk_size"):
         loops.tail_chunk_rows(10, 0)
+
+
+def first_successes(success, *, chunk_size, tail_chunk_size=None, pack=True):
+    """A toy attack through :func:`loops.for_active_runs`: run ``r`` fools sample ``s`` iff
+    ``success[s, r]``; a fooled sample keeps its first successful run's input ``1000 r + s``. Returns
+    (kept input, fooled, times each (sample, run) pair ran, chunks run)."""
+    b, n_runs = success.shape
+
+    def run_rows(rows, runs, valid, inputs):
+        return success[rows, runs], inputs, jnp.zeros(rows.shape[0], jnp.int32).at[0].set(1)
+
+    def record(results, rows, valid, outputs):
+        kept, fooled, pairs, n_chunks = results
+        hit, inputs, first_of_chunk = outputs
+        first = hit & ~fooled[rows]
+        kept_rows = jnp.where(first, inputs, kept[rows])
+        pairs = pairs.at[jnp.where(valid, rows, b), jnp.where(valid, jnp.minimum(inputs // 1000, n_runs - 1), 0)].add(
+            1, mode="drop")
+        # count a chunk once: on the record call of its first run
+        n_chunks = n_chunks + jnp.any(valid & (first_of_chunk == 1))
+        return loops.scatter_rows((kept, fooled), rows, valid, (kept_rows, fooled[rows] | hit)) + (pairs, n_chunks)
+
+    init = (jnp.full(b, -1), jnp.zeros(b, bool), jnp.zeros((b, n_runs), jnp.int32), jnp.asarray(0))
+    return loops.for_active_runs(run_rows, record, init, active=lambda results: ~results[1], n_runs=n_runs,
+                                 chunk_size=chunk_size, tail_chunk_size=tail_chunk_size, pack=pack,
+                                 row_inputs=lambda rows, runs: 1000 * runs + rows)
+
+
+@pytest.mark.parametrize("chunk_size, tail_chunk_size", [(8, None), (5, None), (8, 2), (16, None)])
+def test_for_active_runs_keeps_each_samples_first_success_as_runs_one_after_another_would(chunk_size,
+                                                                                          tail_chunk_size):
+    success = jax.random.bernoulli(jax.random.key(3), 0.25, (12, 9))
+    run = jax.jit(functools.partial(first_successes, chunk_size=chunk_size, tail_chunk_size=tail_chunk_size),
+                  static_argnames="pack")
+    kept, fooled, pairs, chunks_packed = run(success)
+    first = np.argmax(np.asarray(success), axis=1)
+    expected_fooled = np.asarray(success).any(axis=1)
+    np.testing.assert_array_equal(np.asarray(fooled), expected_fooled)
+    np.testing.assert_array_equal(np.asarray(kept), np.where(expected_fooled, 1000 * first + np.arange(12), -1))
+    # every sample ran every run up to its first success (packing may add later runs in padding rows)
+    ran = np.asarray(pairs) > 0
+    for s in range(12):
+        last = first[s] if expected_fooled[s] else 8
+        assert ran[s, :last + 1].all(), (s, ran[s])
+    one_at_a_time = run(success, pack=False)
+    for a, b in zip(one_at_a_time[:2], (kept, fooled)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert (np.asarray(one_at_a_time[2]) <= np.asarray(pairs)).all()  # unpacked runs no pair twice ...
+    assert np.asarray(one_at_a_time[2]).max() == 1
+    assert int(chunks_packed) < int(one_at_a_time[3])  # ... but takes more chunks
+
+
+def test_for_active_runs_packs_the_runs_of_few_samples_into_one_chunk():
+    """Two samples never fooled, 9 runs, chunks of 8: after run 0, four runs per chunk (8 // 2), so
+    runs 1-8 take two chunks instead of eight."""
+    success = jnp.zeros((10, 9), bool).at[2:, 0].set(True)  # run 0 fools all but samples 0 and 1
+    _, fooled, pairs, n_chunks = jax.jit(functools.partial(first_successes, chunk_size=8))(success)
+    assert int(fooled.sum()) == 8
+    # run 0: chunks of 8 + 2 (10 active); then runs 1-4 and 5-8 in one chunk each
+    assert int(n_chunks) == 2 + 2
+    np.testing.assert_array_equal(np.asarray(pairs)[:2], np.ones((2, 9)))

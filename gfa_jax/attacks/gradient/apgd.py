@@ -101,11 +101,30 @@ def _project(norm: str, x_adv: Array, x: Array, eps, bounds: Bounds) -> Array:
 def _random_start(norm: str, key, x: Array, eps, bounds: Bounds) -> Array:
     if norm == "linf":
         t = jax.random.uniform(key, x.shape, x.dtype, -1.0, 1.0)
-        t = t / (_expand(per_sample_norm(t, "inf"), x) + 1e-12)
     else:
         t = jax.random.normal(key, x.shape, x.dtype)
+    return _start_from_noise(norm, t, x, eps, bounds)
+
+
+def _start_from_noise(norm: str, t: Array, x: Array, eps, bounds: Bounds) -> Array:
+    if norm == "linf":
+        t = t / (_expand(per_sample_norm(t, "inf"), x) + 1e-12)
+    else:
         t = normalize_l2(t)
     return clip_to_bounds(x + _expand(eps, x) * t, bounds)
+
+
+def run_start(norm: str, key, rows: Array, runs: Array, x: Array, eps, bounds: Bounds) -> Array:
+    """Random starts of rows ``x`` (samples ``rows`` of the batch, in runs ``runs``), each drawn from
+    ``key``, its run and its sample index only: the same whatever chunk the row is run in."""
+
+    def noise(row, run):
+        k = jax.random.fold_in(jax.random.fold_in(key, run), row)
+        if norm == "linf":
+            return jax.random.uniform(k, x.shape[1:], x.dtype, -1.0, 1.0)
+        return jax.random.normal(k, x.shape[1:], x.dtype)
+
+    return _start_from_noise(norm, jax.vmap(noise)(rows, runs), x, eps, bounds)
 
 
 def apgd_single_run(
@@ -123,6 +142,7 @@ def apgd_single_run(
     targeted_success: bool = False,
     done: Array | None = None,
     x_start: Array | None = None,
+    superseded: Callable[[Array], Array] | None = None,
 ):
     """One APGD run on the whole batch, ending early once every sample is fooled or ``done``.
 
@@ -134,6 +154,8 @@ def apgd_single_run(
         still active runs exactly the iterations it would without the early stop; a fooled one keeps
         a misclassified ``x_best_adv``.
       x_start: the starting points; ``None``: a random start drawn with ``key``.
+      superseded: ``fooled [B] -> bool [B]``, samples to stop as well, given which are fooled (rows
+        whose sample an earlier run's row of a packed chunk fooled: :func:`loops.superseded`).
 
     Returns ``(x_max_loss, fooled, loss_best, x_best_adv)`` like the reference's
     ``attack_single_run`` (``fooled = ~acc``).
@@ -226,7 +248,11 @@ def apgd_single_run(
             reduced_last=jnp.where(is_ck, reduce, st["reduced_last"]),
         )
 
-    st = loops.while_active(body, state, max_steps=n_iter, active=lambda st: ~(done | st["fooled"]))
+    def active(st):
+        stopped = done | st["fooled"]
+        return ~(stopped if superseded is None else stopped | superseded(st["fooled"]))
+
+    st = loops.while_active(body, state, max_steps=n_iter, active=active)
     return st["x_best"], st["fooled"], st["loss_best"], st["x_best_adv"]
 
 
@@ -248,53 +274,45 @@ def run_with_restarts(
     chunk_size: int | None = None,
     tail_chunk_size: int | None = None,
 ):
-    """Up to ``n_runs`` APGD runs (a ``lax.while_loop`` that ends early once every sample is fooled);
-    run ``r`` ascends ``make_loss(r, rows)`` (``r`` traced; ``rows``: the indices into the batch of
-    the samples it is given, to pick their labels or targets).
+    """Up to ``n_runs`` APGD runs (:func:`loops.for_active_runs`: ends early once every sample is
+    fooled); run ``r`` ascends ``make_loss(runs, rows)`` (``rows``: the indices into the batch of the
+    samples a chunk holds, ``runs``: each row's run, both int ``[chunk]``, to pick labels or targets).
 
     Each run attacks only the samples not fooled yet (by an earlier run or ``fooled_init``), in
-    chunks of ``chunk_size`` samples (:func:`loops.for_active_chunks`; ``None``: see
-    :func:`loops.chunk_rows`; those left over after full chunks in chunks of ``tail_chunk_size``,
-    ``None``: :func:`loops.tail_chunk_rows`), as the reference attacks only the still-robust subset. A sample's
-    random start is drawn for the whole batch, so its trajectory does not depend on the chunking. Returns
-    ``(x_adv, fooled)`` where ``x_adv`` is the first successful point, else the max-loss point over
-    runs.
+    chunks of ``chunk_size`` samples (``None``: see :func:`loops.chunk_rows`; those left over after
+    full chunks in chunks of ``tail_chunk_size``, ``None``: :func:`loops.tail_chunk_rows`), as the
+    reference attacks only the still-robust subset; with few samples left, several runs share a chunk.
+    A sample's random start in a run is drawn from the run and the sample (:func:`run_start`), so
+    its trajectory does not depend on the chunking. Returns ``(x_adv, fooled)`` where ``x_adv`` is
+    the first successful point, else the max-loss point over runs.
     """
     b = x.shape[0]
     fooled0 = jnp.zeros(b, bool) if fooled_init is None else fooled_init
     eps_b = jnp.broadcast_to(jnp.asarray(eps, x.dtype), (b,))
     chunk = loops.chunk_rows(b, chunk_size)
-    tail_chunk = loops.tail_chunk_rows(chunk, tail_chunk_size)
 
-    def run(carry):
-        r, results = carry
-        x_start = _random_start(norm, jax.random.fold_in(key, r), x, eps_b, bounds)
+    def run_rows(rows, runs, valid, x_start):
+        return apgd_single_run(
+            make_loss(runs, rows), logits_fn, x[rows], y[rows], None, eps=eps_b[rows], bounds=bounds, norm=norm,
+            n_iter=n_iter, rho=rho, targeted_success=targeted_success, done=~valid, x_start=x_start,
+            superseded=lambda fooled: loops.superseded(rows, runs, fooled & valid),
+        )
 
-        def on_chunk(rows, valid, results):
-            x_adv, fooled, x_maxloss, loss_max = results
-            x_best, run_fooled, loss_best, x_best_adv = apgd_single_run(
-                make_loss(r, rows), logits_fn, x[rows], y[rows], None, eps=eps_b[rows], bounds=bounds,
-                norm=norm, n_iter=n_iter, rho=rho, targeted_success=targeted_success, done=~valid,
-                x_start=x_start[rows],
-            )
-            # every valid row was not fooled before this run: a success is its first
-            x_adv_c = jnp.where(_expand(run_fooled, x_best), x_best_adv, x_adv[rows])
-            better = loss_best > loss_max[rows]
-            x_maxloss_c = jnp.where(_expand(better, x_best), x_best, x_maxloss[rows])
-            loss_max_c = jnp.where(better, loss_best, loss_max[rows])
-            return loops.scatter_rows(results, rows, valid, (x_adv_c, run_fooled, x_maxloss_c, loss_max_c))
+    def record(results, rows, valid, outputs):
+        x_adv, fooled, x_maxloss, loss_max = (a[rows] for a in results)
+        x_best, run_fooled, loss_best, x_best_adv = outputs
+        first = run_fooled & ~fooled  # a sample keeps the point of its first successful run
+        x_adv = jnp.where(_expand(first, x_best), x_best_adv, x_adv)
+        better = loss_best > loss_max
+        x_maxloss = jnp.where(_expand(better, x_best), x_best, x_maxloss)
+        loss_max = jnp.where(better, loss_best, loss_max)
+        return loops.scatter_rows(results, rows, valid, (x_adv, fooled | run_fooled, x_maxloss, loss_max))
 
-        return r + 1, loops.for_active_chunks(on_chunk, results, ~results[1], chunk_size=chunk,
-                                              tail_chunk_size=tail_chunk)
-
-    def runs_left(carry):
-        # Stop once every sample is fooled: later runs could not change the result (the reference
-        # likewise attacks only the points still robust).
-        r, (_, fooled, _, _) = carry
-        return (r < n_runs) & ~jnp.all(fooled)
-
-    init = (jnp.asarray(0), (x, fooled0, x, jnp.full((b,), -jnp.inf, x.dtype)))
-    _, (x_adv, fooled, x_maxloss, _) = loops.while_loop(runs_left, run, init)
+    init = (x, fooled0, x, jnp.full((b,), -jnp.inf, x.dtype))
+    x_adv, fooled, x_maxloss, _ = loops.for_active_runs(
+        run_rows, record, init, active=lambda results: ~results[1], n_runs=n_runs, chunk_size=chunk,
+        tail_chunk_size=loops.tail_chunk_rows(chunk, tail_chunk_size),
+        row_inputs=lambda rows, runs: run_start(norm, key, rows, runs, x[rows], eps_b[rows], bounds))
     return jnp.where(_expand(fooled, x), x_adv, x_maxloss), fooled
 
 
@@ -334,7 +352,7 @@ def apgd(
     base_loss = get_loss(loss)
     sign = -1.0 if targeted else 1.0
 
-    def make_loss(_r, rows):
+    def make_loss(_runs, rows):
         return lambda logits: sign * base_loss(logits, y[rows])
 
     pred = jnp.argmax(logits_fn(x), axis=-1)

@@ -4,10 +4,10 @@
 For ``target_class`` in ``2 .. n_target_classes + 1`` the target of a sample is its
 ``target_class``-th most likely class at the clean input; for each target, ``n_restarts`` APGD runs
 ascend the targeted DLR loss ``-(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)``. Success is
-*misclassification* (``argmax != y``), as in the reference. One ``while_loop`` over
-``(target, restart)`` pairs keeps per sample the first success; each later run attacks only the
-samples not fooled yet, compacted into chunks (as the reference runs them on the not-yet-fooled
-subset; see :func:`gfa_jax.attacks.gradient.apgd.run_with_restarts`). ``n_target_classes`` is
+*misclassification* (``argmax != y``), as in the reference. The ``(target, restart)`` runs keep
+per sample the first success; each later run attacks only the samples not fooled yet, compacted
+into chunks (as the reference runs them on the not-yet-fooled subset), and once few samples are
+left several targets share a chunk (see :func:`gfa_jax.attacks.gradient.apgd.run_with_restarts`). ``n_target_classes`` is
 clipped to ``K - 1`` (the reference assumes K > 9).
 Needs at least 4 classes (the loss uses the 4th largest logit). Not fooled samples get their max-loss
 point over all runs; clean misclassified inputs are returned unchanged.
@@ -59,8 +59,8 @@ def apgd_targeted(
     if skip is not None:
         already = already | skip
 
-    def make_loss(r, rows):
-        target_class = r // n_restarts + 2
+    def make_loss(runs, rows):
+        target_class = runs // n_restarts + 2
         y_target = order[rows, n_classes - target_class]
         return lambda logits: dlr_targeted(logits, y[rows], y_target)
 

@@ -26,8 +26,9 @@ Two entry points:
 Implementation notes / deviations: the box is handled by mapping ``bounds`` affinely to ``[0, 1]`` (the
 reference's projection assumes a ``[0, 1]`` box; L-inf distances scale uniformly, so this is exact);
 each (target, restart) run attacks only the samples still to attack (bounded: not fooled within eps
-yet; clean misclassified ones never), compacted into chunks of static size
-(:func:`loops.for_active_chunks`; the reference indexes the still-robust subset), with ``jnp.where``
+yet; clean misclassified ones never), compacted into chunks of static size, several runs to a chunk
+once few samples are left (:func:`loops.for_active_runs`; the reference indexes the still-robust
+subset), with ``jnp.where``
 updates inside a chunk (loops over iterations and over runs, ``lax.fori_loop`` for the projection's
 bisection; bounded FAB stops a run, and the runs, once every sample is fooled within eps: same
 per-sample success); the untargeted
@@ -40,6 +41,7 @@ import concurrent.futures
 import functools
 import math
 import os
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -171,13 +173,16 @@ def projection_linf(t: Array, w: Array, b: Array) -> Array:
 
 def _fab_single_run(logits_fn: LogitsFn, x0: Array, y: Array, y_target: Array | None, x_init: Array, *,
                     n_iter: int, alpha_max: float, eta: float, beta: float,
-                    stop: tuple[Array, Array] | None = None):
+                    stop: tuple[Array, Array] | None = None,
+                    superseded: Callable[[Array], Array] | None = None):
     """One FAB run in the ``[0, 1]`` box on the whole batch: returns ``(adv, res)`` (``res = BIG`` where
     nothing adversarial was found, ``adv = x0`` there).
 
     ``stop = (done, radius)`` (bounded FAB): the run ends early once every sample is ``done`` (settled
     by an earlier run) or has a result within ``radius`` (:func:`loops.while_active`); a sample still
     without one runs exactly the iterations it would otherwise. ``None``: all ``n_iter`` iterations.
+    ``superseded`` (with ``stop``): ``within_radius [B] -> bool [B]``, samples to stop as well
+    (:func:`loops.superseded`).
     """
     bsz = x0.shape[0]
     flat0 = x0.reshape(bsz, -1)
@@ -230,8 +235,13 @@ def _fab_single_run(logits_fn: LogitsFn, x0: Array, y: Array, y_target: Array | 
         _, adv, res2 = loops.fori_loop(0, n_iter, body, init)
     else:
         done, radius = stop
-        _, adv, res2 = loops.while_active(lambda carry: body(None, carry), init, max_steps=n_iter,
-                                          active=lambda carry: ~(done | (carry[2] <= radius)))
+
+        def active(carry):
+            within = carry[2] <= radius
+            stopped = done | within
+            return ~(stopped if superseded is None else stopped | superseded(within))
+
+        _, adv, res2 = loops.while_active(lambda carry: body(None, carry), init, max_steps=n_iter, active=active)
     return adv, res2
 
 
@@ -254,37 +264,40 @@ def _fab_runs(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Boun
     settled0 = clean_wrong if skip is None else clean_wrong | skip
     chunk = loops.chunk_rows(bsz, chunk_size)
 
-    def run(r, results):
-        target_class = r // n_restarts + 2
-        restart = r % n_restarts
-        tr = jax.random.uniform(jax.random.fold_in(key, r), x.shape, x.dtype, -1.0, 1.0)
-        tr = tr / _expand(per_sample_norm(tr, "inf") + 1e-12, x)
-        rand_init = jnp.clip(u0 + _expand(eps_u, x) * tr * 0.5, 0.0, 1.0)
-        x_init = jnp.where(restart > 0, rand_init, u0)
+    def run_start(rows, runs):
+        def noise(row, run):  # drawn from the run and the sample only: the same in any chunk
+            return jax.random.uniform(jax.random.fold_in(jax.random.fold_in(key, run), row), x.shape[1:], x.dtype,
+                                      -1.0, 1.0)
 
-        def on_chunk(rows, valid, results):
-            best_u, best_res, fooled = (a[rows] for a in results)
-            y_target = order[rows, n_cls - target_class] if targeted else None
-            stop = (~valid, eps_u[rows]) if bounded else None
-            adv, res = _fab_single_run(f01, u0[rows], y[rows], y_target, x_init[rows], n_iter=n_iter,
-                                       alpha_max=alpha_max, eta=eta, beta=beta, stop=stop)
-            found = res < BIG
-            # bounded: every valid row is not fooled yet, so a result within eps is its first
-            better = found & (res <= eps_u[rows]) if bounded else found & (res < best_res)
-            best_u = jnp.where(_expand(better, adv), adv, best_u)
-            best_res = jnp.where(better, res, best_res)
-            return loops.scatter_rows(results, rows, valid, (best_u, best_res, fooled | better))
+        u = u0[rows]
+        tr = jax.vmap(noise)(rows, runs)
+        tr = tr / _expand(per_sample_norm(tr, "inf") + 1e-12, u)
+        rand_init = jnp.clip(u + _expand(eps_u[rows], u) * tr * 0.5, 0.0, 1.0)
+        return jnp.where(_expand(runs % n_restarts > 0, u), rand_init, u)
 
-        active = ~(results[2] | settled0) if bounded else ~settled0
-        return loops.for_active_chunks(on_chunk, results, active, chunk_size=chunk)
+    def run_rows(rows, runs, valid, x_init):
+        target_class = runs // n_restarts + 2
+        y_target = order[rows, n_cls - target_class] if targeted else None
+        stop = (~valid, eps_u[rows]) if bounded else None
+        superseded = (lambda within: loops.superseded(rows, runs, within & valid)) if bounded else None
+        return _fab_single_run(f01, u0[rows], y[rows], y_target, x_init, n_iter=n_iter, alpha_max=alpha_max,
+                               eta=eta, beta=beta, stop=stop, superseded=superseded)
 
+    def record(results, rows, valid, outputs):
+        best_u, best_res, fooled = (a[rows] for a in results)
+        adv, res = outputs
+        found = res < BIG
+        # bounded: the first run that finds a point within eps settles the sample
+        better = found & (res <= eps_u[rows]) & ~fooled if bounded else found & (res < best_res)
+        best_u = jnp.where(_expand(better, adv), adv, best_u)
+        best_res = jnp.where(better, res, best_res)
+        return loops.scatter_rows(results, rows, valid, (best_u, best_res, fooled | better))
+
+    # bounded: a sample fooled within eps is settled (the runs end once every sample is)
+    active = (lambda results: ~(results[2] | settled0)) if bounded else (lambda _results: ~settled0)
     init = (u0, jnp.full((bsz,), jnp.inf, x.dtype), jnp.zeros((bsz,), bool))
-    if bounded:  # a sample fooled within eps is settled: stop once every sample is
-        _, (best_u, best_res, fooled) = loops.while_active(
-            lambda c: (c[0] + 1, run(c[0], c[1])), (jnp.asarray(0), init), max_steps=n_runs,
-            active=lambda c: ~(c[1][2] | settled0))
-    else:
-        best_u, best_res, fooled = loops.fori_loop(0, n_runs, run, init)
+    best_u, best_res, fooled = loops.for_active_runs(run_rows, record, init, active=active, n_runs=n_runs,
+                                                     chunk_size=chunk, row_inputs=run_start)
     x_adv = jnp.clip(lo + scale * best_u, lo, hi)
     x_adv = jnp.where(_expand(fooled, x), x_adv, x)
     return x_adv, fooled
