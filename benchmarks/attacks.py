@@ -14,9 +14,15 @@ times; APGD-T makes 99 batch gradients per call, C&W 50, DeepFool loops per imag
 What is measured, per model (``PaperCNN`` on 32x32x3, ``PaperMLP`` on 28x28x1, random-init) and attack:
 
 - JAX: ``get_attack(name).fn(logits_fn, x, y, key, ...)`` under ``jax.jit`` (parameters are jit
-  arguments, not constants): compile seconds, steady seconds per batch (median of ``--repeats``
-  calls after two warm-up calls, ``block_until_ready``), XLA's FLOP count of the compiled program and an
-  efficiency ``flops / steady seconds / measured matmul peak``.
+  arguments, not constants): compile seconds, steady seconds per batch (median over the timed calls,
+  ``block_until_ready``), XLA's FLOP count of the compiled program and an efficiency
+  ``flops / steady seconds / measured matmul peak``. Where torch is timed too, both sides are timed in
+  three alternating rounds (``common.time_interleaved``), each side at least ``--repeats`` calls and
+  one second of calls (a 5 ms FGSM: ~200 calls), after two warm-up calls and 0.2 s: this VM's speed
+  drifts by ±30 % within seconds, which one side timed after the other turned into a ratio's noise.
+  Otherwise, and for one-call cases (JSMA) and per-image torch attacks (DeepFool, JSMA: their
+  torch side is one call on a small batch, scaled), the median of ``--repeats`` calls after two
+  warm-up calls.
   XLA's cost analysis counts a loop body ONCE (it does not multiply by trip counts; checked: PGD
   with 10 and 20 steps report the same count), so ``xla_flops`` is roughly one iteration plus the
   prologue. The efficiency therefore uses ``flops_estimate`` = (forward passes) x (XLA's FLOPs of
@@ -29,7 +35,7 @@ What is measured, per model (``PaperCNN`` on 32x32x3, ``PaperMLP`` on 28x28x1, r
   CNN fc1's input rows permuted from NHWC to NCHW flatten order); the max |logit difference| is
   reported. torchattacks works on [0, 1] inputs, so the torch model is wrapped with
   ``x01 -> 2 x01 - 1`` and every radius / step size is halved (``eps_01 = eps_pm1 / 2``). The matching
-  torchattacks attack is timed (median of ``--repeats`` after two warm-up calls) with the hyperparameters in
+  torchattacks attack is timed (interleaved with ours, as above) with the hyperparameters in
   each case's ``jax_kwargs`` / ``torch_kwargs``; ``torch_over_jax`` is the ratio of steady times.
 - Labels are the model's own predictions on the uniform random inputs, so clean accuracy is 100%
   and every sample is attacked (torchattacks' DeepFool / Square / APGD skip misclassified samples).
@@ -84,10 +90,13 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (  # noqa: E402
     WARMUP_CALLS,
+    blocking_calls,
+    compile_jitted,
     compiled_flops,
     emit_report,
     machine_info,
     matmul_peak_flops,
+    time_interleaved,
     time_jitted,
 )
 from gfa_jax.attacks import MinNormResult, get_attack, loops  # noqa: E402
@@ -360,21 +369,30 @@ def jax_model_rows(case: Case, apply, params, x, y, key) -> int:
     return sum(rows)
 
 
-def time_jax_case(case: Case, apply, params, x, y, key, repeats: int, pass_counts,
-                  peak: float) -> tuple[dict, jax.Array]:
+def time_jax_case(case: Case, apply, params, x, y, key, repeats: int, pass_counts, peak: float,
+                  torch_call: Callable[[], Any] | None = None) -> tuple[dict, jax.Array, dict | None]:
+    """The JAX side's timing (and efficiency), its ``x_adv``, and, with ``torch_call`` (not for a
+    long call), the torch side's timing from the same interleaved rounds (:func:`time_interleaved`)."""
     fn = jitted_attack(apply, case.name, case.jax_kwargs)
+    args = (params, x, y, key)
+    torch_timing = None
     if case.long_call:
-        timing = time_jitted(fn, (params, x, y, key), steps=1, warmup=1)
+        timing = time_jitted(fn, args, steps=1, warmup=1)
+    elif torch_call is None:
+        timing = time_jitted(fn, args, steps=repeats)
     else:
-        timing = time_jitted(fn, (params, x, y, key), steps=repeats)
-    x_adv = adversarial(fn(params, x, y, key))  # cached executable, no second compile
+        compiled, compile_seconds, xla_flops = compile_jitted(fn, args)
+        both = time_interleaved({"jax": blocking_calls(compiled, args), "torch": torch_call}, min_calls=repeats)
+        timing = {"compile_seconds": compile_seconds, **both["jax"], "xla_flops": xla_flops}
+        torch_timing = both["torch"]
+    x_adv = adversarial(fn(*args))  # cached executable, no second compile
     flops = flops_estimate(case, *pass_counts)
     if case.upper_bound:  # early exit: the work actually done is unknown; the efficiency is an upper bound
         bound = flops / timing["steady_seconds_median"] / peak if flops else None
         return {**timing, "flops_if_no_early_stop": flops, "efficiency_vs_matmul_peak": None,
-                "efficiency_if_no_early_stop": bound}, x_adv
+                "efficiency_if_no_early_stop": bound}, x_adv, torch_timing
     efficiency = flops / timing["steady_seconds_median"] / peak if flops else None
-    return {**timing, "flops_estimate": flops, "efficiency_vs_matmul_peak": efficiency}, x_adv
+    return {**timing, "flops_estimate": flops, "efficiency_vs_matmul_peak": efficiency}, x_adv, torch_timing
 
 
 # ----------------------------------------------------------------------------- torch side
@@ -530,21 +548,35 @@ def setup_model(kind: str, batch: int, seed: int = 0):
 
 def run_case(case: Case, kind: str, apply, params, x, y, args, peak, pass_counts, tmodel) -> dict:
     key = jax.random.key(1)
-    jax_timing, x_adv = time_jax_case(case, apply, params, x, y, key, args.repeats, pass_counts, peak)
+    n_check = min(args.torch_small_batch, args.batch) if case.per_image_torch else args.batch
+    with_torch = tmodel is not None and kind not in case.torch_unsupported
+    torch_call, torch_out = None, {}
+    if with_torch:
+        import torch
+
+        x01, y_t = to_torch01(x[:n_check]), torch.from_numpy(np.asarray(y[:n_check]).astype(np.int64))
+        if not (case.per_image_torch or case.long_call):  # timed in rounds alternating with ours
+            attack = torch_attack(case, tmodel)
+            torch.manual_seed(0)
+
+            def torch_call():
+                torch_out["adv01"] = attack(x01, y_t)
+
+    jax_timing, x_adv, torch_timing = time_jax_case(case, apply, params, x, y, key, args.repeats, pass_counts, peak,
+                                                    torch_call)
     result = {"attack": case.name, "model": kind, "batch": args.batch, "jax_kwargs": case.jax_kwargs,
               "note": case.note, "jax": jax_timing}
-    n_check = min(args.torch_small_batch, args.batch) if case.per_image_torch else args.batch
     jax_metrics = attack_metrics(apply(params, x_adv[:n_check]), y[:n_check], x_adv[:n_check], x[:n_check])
-    if tmodel is None or kind in case.torch_unsupported:
+    if not with_torch:
         result["agreement"] = {"n_samples": n_check, "jax": jax_metrics}
         if tmodel is not None:
             result["torch_unsupported"] = case.torch_unsupported[kind]
         return result
 
-    import torch
-
-    x01, y_t = to_torch01(x[:n_check]), torch.from_numpy(np.asarray(y[:n_check]).astype(np.int64))
-    torch_timing, adv01 = time_torch_case(case, tmodel, x01, y_t, args.repeats)
+    if torch_timing is None:
+        torch_timing, adv01 = time_torch_case(case, tmodel, x01, y_t, args.repeats)
+    else:
+        adv01 = torch_out["adv01"]
     with torch.no_grad():
         torch_logits = tmodel(adv01).numpy()
     torch_seconds = torch_timing["steady_seconds_median"] * args.batch / n_check

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import pathlib
 import platform
 import time
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -70,13 +72,50 @@ def blocking_calls(compiled, args, *, carry_first: bool = False):
     return call
 
 
+def compile_jitted(fn, args) -> tuple[Any, float, float | None]:
+    """``jax.jit``-ed ``fn`` lowered and compiled for ``args``: (executable, seconds, XLA's FLOPs)."""
+    start = time.perf_counter()
+    compiled = fn.lower(*args).compile()
+    return compiled, time.perf_counter() - start, compiled_flops(compiled)
+
+
+# Interleaved timing (:func:`time_interleaved`): rounds per side, and the least time each side is
+# timed for, so a 5 ms call is timed ~200 times, not 5 (this VM's speed drifts ±30 % over seconds).
+ROUNDS = 3
+MIN_TIMED_SECONDS = 1.0
+MIN_WARMUP_SECONDS = 0.2
+
+
+def time_interleaved(calls: dict[str, Callable[[], Any]], *, min_calls: int, rounds: int = ROUNDS,
+                     min_seconds: float = MIN_TIMED_SECONDS, warmup: int = WARMUP_CALLS) -> dict[str, dict]:
+    """Steady seconds per call of each blocking no-argument callable in ``calls``, timed side by side:
+    ``rounds`` rounds in which each side in turn makes its calls, so that a drift of the machine's
+    speed reaches every side alike. Each side gets at least ``min_calls`` timed calls and
+    ``min_seconds`` of timed calls, after ``warmup`` calls (and at least ``MIN_WARMUP_SECONDS``)."""
+    per_call = {}
+    for name, call in calls.items():
+        start = time.perf_counter()
+        done = 0
+        while done < warmup or time.perf_counter() - start < MIN_WARMUP_SECONDS:
+            call()
+            done += 1
+        per_call[name] = (time.perf_counter() - start) / done
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            n = max(-(-min_calls // rounds), math.ceil(min_seconds / rounds / max(per_call[name], 1e-9)))
+            for _ in range(n):
+                start = time.perf_counter()
+                call()
+                times[name].append(time.perf_counter() - start)
+    return {name: {"steady_seconds_median": float(np.median(t)), "steady_seconds_min": float(np.min(t)),
+                   "steps_timed": len(t), "interleaved_rounds": rounds} for name, t in times.items()}
+
+
 def time_jitted(fn, args, *, steps: int, carry_first: bool = False, warmup: int = WARMUP_CALLS) -> dict:
     """Compile time and steady-state seconds per call of ``jax.jit``-ed ``fn``, timed over ``steps``
     calls after ``warmup`` calls (``carry_first``: see :func:`blocking_calls`)."""
-    start = time.perf_counter()
-    compiled = fn.lower(*args).compile()
-    compile_seconds = time.perf_counter() - start
-    flops = compiled_flops(compiled)
+    compiled, compile_seconds, flops = compile_jitted(fn, args)
     call = blocking_calls(compiled, args, carry_first=carry_first)
     for _ in range(warmup):
         call()
