@@ -3,10 +3,11 @@
     .venv/bin/python benchmarks/summarize.py            # reads and writes results/benchmarks/
 
 Tables: issue 15's before / after runs (``attacks_v3_before.json`` vs the newest of
-``attacks_v7.json`` / ``attacks_v6.json`` / ``attacks_v5.json``, the whole-budget runs
-``attacks_v3_small_eps.json`` vs ``attacks_v7_small_eps.json`` / ``attacks_v5_small_eps.json``,
+``attacks_v8.json`` / ``attacks_v7.json`` / ``attacks_v6.json`` / ``attacks_v5.json``, the whole-budget runs
+``attacks_v3_small_eps.json`` vs the newest of ``attacks_v8_small_eps.json`` / ``attacks_v7_small_eps.json`` /
+``attacks_v5_small_eps.json``,
 ``train_step_cnn_v4_before.json`` vs ``train_step_cnn_v4.json``, and v3) with its targets marked met or not;
-AutoAttack against torchattacks (``autoattack_v6*.json``, ``autoattack_v5*.json``, ``autoattack_v4*.json``);
+AutoAttack against torchattacks (``autoattack_v7*.json`` back to ``autoattack_v4*.json``);
 attacks before (``attacks_<model>.json``, ``attacks_cnn_unrolled.json``) and after
 (``attacks_<model>_v2.json``) per model: JAX seconds, compile seconds, torchattacks seconds, the
 torch / JAX ratio (> 1: ours faster), efficiency against the measured matmul peak (``<=`` where the
@@ -267,6 +268,12 @@ AFTER = {
                        "samples still going, JSMA's pair search by blocks of rows, Square's leftover samples in "
                        "chunks of 32, PI-FGSM's depthwise convolution as a shifted sum); every registered attack "
                        "that torchattacks also has.",
+    "attacks_v8.json": "session 10's code (session 9's, plus APGD's restarts and APGD-T's and FAB-T's targets "
+                       "packed several to a chunk once few samples are left); JAX and torch timed in alternating "
+                       "rounds, each side at least one second of calls; every registered attack that torchattacks "
+                       "also has.",
+    "attacks_v8_small_eps.json": "session 10: as session 9, with runs of few samples packed several to a chunk; "
+                                 "JAX and torch timed in alternating rounds",
     "attacks_v7_small_eps.json": "session 9: each run (and Square's queries, with leftover samples in chunks of "
                                  "32) compacted to the samples still robust",
     "attacks_v5_small_eps.json": "session 8: each run (and Square's queries) compacted to the samples still robust",
@@ -284,7 +291,7 @@ def build(results: pathlib.Path) -> str:
            "Commands to regenerate them: `results/README.md`. All times are seconds per call (median);",
            "torch / JAX > 1 means ours is faster. Timings from runs on a loaded machine are only comparable",
            "within one file (side by side), not across files.", ""]
-    after_name = newest(results, ("attacks_v7.json", "attacks_v6.json", "attacks_v5.json"))
+    after_name = newest(results, ("attacks_v8.json", "attacks_v7.json", "attacks_v6.json", "attacks_v5.json"))
     before, after = load(results / "attacks_v3_before.json"), load(results / after_name)
     if before and after:
         out += ["## Issue 15: attacks vs torchattacks, before and after", "",
@@ -292,7 +299,8 @@ def build(results: pathlib.Path) -> str:
                 + AFTER[after_name] + " Causes and evidence: `cpu_profile.md`. A `-` before: the case was "
                 "not benchmarked then.", ""]
         out += target_table(before, after, "attacks_v3_before.json", after_name)
-    small_name = newest(results, ("attacks_v7_small_eps.json", "attacks_v5_small_eps.json"))
+    small_name = newest(results, ("attacks_v8_small_eps.json", "attacks_v7_small_eps.json",
+                                  "attacks_v5_small_eps.json"))
     before, after = load(results / "attacks_v3_small_eps.json"), load(results / small_name)
     if before and after:
         out += [f"## Issue 15: early-stopping attacks on their whole budget (L-inf eps {after['eps01']:g} on [0, 1])",
@@ -307,7 +315,8 @@ def build(results: pathlib.Path) -> str:
         if fgsm and fgsm[0] is not None:
             note += f" (CNN FGSM {fgsm[0]:.2f} in `{after_name}`)"
         out += target_table(before, after, "attacks_v3_small_eps.json", small_name, note=note + ".")
-    aa_files = ("autoattack_v6.json", "autoattack_v6_small_eps.json", "autoattack_v5.json",
+    aa_files = ("autoattack_v7.json", "autoattack_v7_small_eps.json", "autoattack_v6.json",
+                "autoattack_v6_small_eps.json", "autoattack_v5.json",
                 "autoattack_v5_small_eps.json", "autoattack_v4.json",
                 "autoattack_v4_small_eps.json", "autoattack_v4_small_eps_one_chunk.json")
     if any((results / name).exists() for name in aa_files):
@@ -337,7 +346,8 @@ def build(results: pathlib.Path) -> str:
     if profile:
         out += ["## Issue 15: where a CNN gradient's time goes on XLA:CPU (`cpu_profile.json`)", ""]
         out += profile_table(profile, "cpu_profile.json")
-    for name in ("attacks_v7.json", "attacks_v7_small_eps.json", "attacks_v6.json",
+    for name in ("attacks_v8.json", "attacks_v8_small_eps.json", "attacks_v7.json", "attacks_v7_small_eps.json",
+                 "attacks_v6.json",
                  "attacks_v5.json", "attacks_v5_small_eps.json",
                  "attacks_v4_small_eps.json",
                  "attacks_v3_small_eps.json", "attacks_v4.json",

@@ -246,22 +246,32 @@ def _chunk_counts(n_items: Array, c: int, t: int) -> tuple[Array, Array]:
     return (n_items + c - 1) // c, jnp.asarray(0, jnp.int32)
 
 
-def _over_chunks(fn: Callable[[Array, Array, Any], Any], carry, n_items: Array, *, c: int, t: int):
-    """``carry <- fn(positions, valid, carry)`` over chunks of ``c`` (then ``t``) consecutive positions
-    covering ``0 .. n_items - 1``; ``valid = positions < n_items``."""
+def _over_chunks(fn: Callable[[Array, int, Any], Any], carry, n_items: Array, *, c: int, t: int):
+    """``carry <- fn(start, size, carry)`` over chunks of ``size = c`` (then ``t``) consecutive
+    positions ``start .. start + size - 1`` covering ``0 .. n_items - 1`` (the last chunk may run past
+    ``n_items``: at most to :func:`_n_slots`)."""
     n_full, n_tail = _chunk_counts(n_items, c, t)
 
     def chunks(size, first, count, carry):
         def body(state):
             k, inner = state
-            positions = first + k * size + jnp.arange(size, dtype=jnp.int32)
-            return k + 1, fn(positions, positions < n_items, inner)
+            return k + 1, fn(first + k * size, size, inner)
 
         _, carry = while_loop(lambda state: state[0] < count, body, (jnp.asarray(0, jnp.int32), carry))
         return carry
 
     carry = chunks(c, 0, n_full, carry)
     return chunks(t, n_full * c, n_tail, carry) if t < c else carry
+
+
+def _n_slots(b: int, c: int, t: int) -> int:
+    """Positions the chunks over ``b`` items can reach: room for every slice (``lax.dynamic_slice``
+    would shift a slice that ran past the end)."""
+    return max(-(-b // c) * c, b + t if t < c else 0)
+
+
+def _pad_rows(a: Array, n: int) -> Array:
+    return jnp.pad(a, [(0, n - a.shape[0])] + [(0, 0)] * (a.ndim - 1))
 
 
 def _chunk_and_tail(b: int, chunk_size: int, tail_chunk_size: int | None) -> tuple[int, int]:
@@ -287,13 +297,16 @@ def for_active_chunks(fn: Callable[[Array, Array, Any], Any], carry, active: Arr
     (a second loop, so ``fn`` is compiled for both sizes): 20 samples left then cost a chunk of 32,
     not one of 128, while 123 still take one chunk of 128.
     """
-    c, t = _chunk_and_tail(active.shape[0], chunk_size, tail_chunk_size)
-    order = jnp.argsort(~active, stable=True)
+    b = active.shape[0]
+    c, t = _chunk_and_tail(b, chunk_size, tail_chunk_size)
+    n_active = jnp.sum(active, dtype=jnp.int32)
+    order = _pad_rows(jnp.argsort(~active, stable=True), _n_slots(b, c, t))
 
-    def on_positions(positions, valid, carry):
-        return fn(jnp.take(order, positions, mode="fill", fill_value=0), valid, carry)
+    def on_chunk(start, size, carry):
+        rows = lax.dynamic_slice(order, (start,), (size,))
+        return fn(rows, start + jnp.arange(size, dtype=jnp.int32) < n_active, carry)
 
-    return _over_chunks(on_positions, carry, jnp.sum(active, dtype=jnp.int32), c=c, t=t)
+    return _over_chunks(on_chunk, carry, n_active, c=c, t=t)
 
 
 def for_active_runs(run_rows: Callable[[Array, Array, Array, Any], Any],
@@ -326,6 +339,7 @@ def for_active_runs(run_rows: Callable[[Array, Array, Array, Any], Any],
     """
     b = active(results).shape[0]
     c, t = _chunk_and_tail(b, chunk_size, tail_chunk_size)
+    n_slots = _n_slots(b, c, t)
 
     def next_runs(state):
         first, results = state
@@ -335,24 +349,31 @@ def for_active_runs(run_rows: Callable[[Array, Array, Array, Any], Any],
         packs = pack and not (isinstance(n_runs, int) and n_runs == 1)  # n_runs may be traced
         n_pack = jnp.clip(c // per_run, 1, n_runs - first) if packs else jnp.asarray(1, jnp.int32)
         order = jnp.argsort(~now, stable=True)
+        n_items = n_active * n_pack
 
         def rows_and_runs(positions):
-            return jnp.take(order, positions % per_run, mode="fill", fill_value=0), first + positions // per_run
+            # positions % per_run < b: in range (past n_items, padding rows of later runs)
+            rows = order.at[positions % per_run].get(mode="promise_in_bounds")
+            return rows, first + positions // per_run
 
-        # positions 0 .. b - 1 hold every row of the round: n_active * n_pack <= max(n_active, c) <= b
-        inputs = None if row_inputs is None else row_inputs(*rows_and_runs(jnp.arange(b, dtype=jnp.int32)))
+        # positions 0 .. b - 1 hold every row of the round (n_items <= max(n_active, c) <= b); padded
+        # so that every chunk's slice stays in range
+        inputs = None if row_inputs is None else jax.tree_util.tree_map(
+            lambda a: _pad_rows(a, n_slots), row_inputs(*rows_and_runs(jnp.arange(b, dtype=jnp.int32))))
 
-        def on_positions(positions, valid, results):
+        def on_positions(start, size, results):
+            positions = start + jnp.arange(size, dtype=jnp.int32)
             rows, runs = rows_and_runs(positions)
+            valid = positions < n_items
             chunk_inputs = None if inputs is None else jax.tree_util.tree_map(
-                lambda a: jnp.take(a, positions, axis=0, mode="fill", fill_value=0), inputs)
+                lambda a: lax.dynamic_slice_in_dim(a, start, size), inputs)
             outputs = run_rows(rows, runs, valid, chunk_inputs)
             if not packs:
                 return record(results, rows, valid, outputs)
             return fori_loop(0, n_pack, lambda j, res: record(res, rows, valid & (runs == first + j), outputs),
                              results)
 
-        return first + n_pack, _over_chunks(on_positions, results, n_active * n_pack, c=c, t=t)
+        return first + n_pack, _over_chunks(on_positions, results, n_items, c=c, t=t)
 
     def runs_left(state):
         first, results = state

@@ -93,8 +93,8 @@ def _pgd(f, x, y, key, eps, n_iter):
 def test_apgd_at_least_as_strong_as_pgd_at_equal_budget(mlp):
     # On this tiny MLP the outcome of a single run is decided mostly by the random start (both attacks
     # converge within ~10 steps), so robust accuracy is averaged over 32 random starts (keys): at eps
-    # 0.3 both leave 2-4 % robust, too close for 8 starts (drawn per sample and run instead of per
-    # run, 8 starts put APGD behind at 2 of 4 seeds; 32 starts never did).
+    # 0.3 both leave 2-4 % robust, too close for 8 starts (with one way of drawing the starts, 8 put
+    # APGD behind at 2 of 4 seeds; 32 never did).
     f, x, y = mlp
     keys = jax.random.split(jax.random.key(0), 32)
     n_iter = 10

@@ -114,12 +114,12 @@ def _start_from_noise(norm: str, t: Array, x: Array, eps, bounds: Bounds) -> Arr
     return clip_to_bounds(x + _expand(eps, x) * t, bounds)
 
 
-def run_start(norm: str, key, rows: Array, runs: Array, x: Array, eps, bounds: Bounds) -> Array:
-    """Random starts of rows ``x`` (samples ``rows`` of the batch, in runs ``runs``), each drawn from
-    ``key``, its run and its sample index only: the same whatever chunk the row is run in."""
+def run_start(norm: str, key, rows: Array, runs: Array, x: Array, eps, bounds: Bounds, *, batch: int) -> Array:
+    """Random starts of rows ``x`` (samples ``rows`` of a batch of ``batch``, in runs ``runs``), each
+    drawn from ``key``, its run and its sample index only: the same whatever chunk the row is run in."""
 
     def noise(row, run):
-        k = jax.random.fold_in(jax.random.fold_in(key, run), row)
+        k = jax.random.fold_in(key, run * batch + row)
         if norm == "linf":
             return jax.random.uniform(k, x.shape[1:], x.dtype, -1.0, 1.0)
         return jax.random.normal(k, x.shape[1:], x.dtype)
@@ -290,12 +290,13 @@ def run_with_restarts(
     fooled0 = jnp.zeros(b, bool) if fooled_init is None else fooled_init
     eps_b = jnp.broadcast_to(jnp.asarray(eps, x.dtype), (b,))
     chunk = loops.chunk_rows(b, chunk_size)
+    single_run = isinstance(n_runs, int) and n_runs == 1  # nothing to pack (n_runs may be traced)
 
     def run_rows(rows, runs, valid, x_start):
         return apgd_single_run(
             make_loss(runs, rows), logits_fn, x[rows], y[rows], None, eps=eps_b[rows], bounds=bounds, norm=norm,
             n_iter=n_iter, rho=rho, targeted_success=targeted_success, done=~valid, x_start=x_start,
-            superseded=lambda fooled: loops.superseded(rows, runs, fooled & valid),
+            superseded=None if single_run else lambda fooled: loops.superseded(rows, runs, fooled & valid),
         )
 
     def record(results, rows, valid, outputs):
@@ -312,7 +313,7 @@ def run_with_restarts(
     x_adv, fooled, x_maxloss, _ = loops.for_active_runs(
         run_rows, record, init, active=lambda results: ~results[1], n_runs=n_runs, chunk_size=chunk,
         tail_chunk_size=loops.tail_chunk_rows(chunk, tail_chunk_size),
-        row_inputs=lambda rows, runs: run_start(norm, key, rows, runs, x[rows], eps_b[rows], bounds))
+        row_inputs=lambda rows, runs: run_start(norm, key, rows, runs, x[rows], eps_b[rows], bounds, batch=b))
     return jnp.where(_expand(fooled, x), x_adv, x_maxloss), fooled
 
 

@@ -266,8 +266,7 @@ def _fab_runs(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Boun
 
     def run_start(rows, runs):
         def noise(row, run):  # drawn from the run and the sample only: the same in any chunk
-            return jax.random.uniform(jax.random.fold_in(jax.random.fold_in(key, run), row), x.shape[1:], x.dtype,
-                                      -1.0, 1.0)
+            return jax.random.uniform(jax.random.fold_in(key, run * bsz + row), x.shape[1:], x.dtype, -1.0, 1.0)
 
         u = u0[rows]
         tr = jax.vmap(noise)(rows, runs)
@@ -279,7 +278,8 @@ def _fab_runs(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Boun
         target_class = runs // n_restarts + 2
         y_target = order[rows, n_cls - target_class] if targeted else None
         stop = (~valid, eps_u[rows]) if bounded else None
-        superseded = (lambda within: loops.superseded(rows, runs, within & valid)) if bounded else None
+        packed = bounded and n_runs > 1
+        superseded = (lambda within: loops.superseded(rows, runs, within & valid)) if packed else None
         return _fab_single_run(f01, u0[rows], y[rows], y_target, x_init, n_iter=n_iter, alpha_max=alpha_max,
                                eta=eta, beta=beta, stop=stop, superseded=superseded)
 
