@@ -4,8 +4,7 @@
 
 Tables: issue 15's before / after runs (``attacks_v3_before.json`` vs the newest of
 ``attacks_v8.json`` / ``attacks_v7.json`` / ``attacks_v6.json`` / ``attacks_v5.json``, the whole-budget runs
-``attacks_v3_small_eps.json`` vs the newest of ``attacks_v8_small_eps.json`` / ``attacks_v7_small_eps.json`` /
-``attacks_v5_small_eps.json``,
+``attacks_v3_small_eps.json`` vs ``attacks_v7_small_eps.json`` / ``attacks_v5_small_eps.json``,
 ``train_step_cnn_v4_before.json`` vs ``train_step_cnn_v4.json``, and v3) with its targets marked met or not;
 AutoAttack against torchattacks (``autoattack_v7*.json`` back to ``autoattack_v4*.json``);
 attacks before (``attacks_<model>.json``, ``attacks_cnn_unrolled.json``) and after
@@ -272,8 +271,6 @@ AFTER = {
                        "packed several to a chunk once few samples are left); JAX and torch timed in alternating "
                        "rounds, each side at least one second of calls; every registered attack that torchattacks "
                        "also has.",
-    "attacks_v8_small_eps.json": "session 10: as session 9, with runs of few samples packed several to a chunk; "
-                                 "JAX and torch timed in alternating rounds",
     "attacks_v7_small_eps.json": "session 9: each run (and Square's queries, with leftover samples in chunks of "
                                  "32) compacted to the samples still robust",
     "attacks_v5_small_eps.json": "session 8: each run (and Square's queries) compacted to the samples still robust",
@@ -299,8 +296,7 @@ def build(results: pathlib.Path) -> str:
                 + AFTER[after_name] + " Causes and evidence: `cpu_profile.md`. A `-` before: the case was "
                 "not benchmarked then.", ""]
         out += target_table(before, after, "attacks_v3_before.json", after_name)
-    small_name = newest(results, ("attacks_v8_small_eps.json", "attacks_v7_small_eps.json",
-                                  "attacks_v5_small_eps.json"))
+    small_name = newest(results, ("attacks_v7_small_eps.json", "attacks_v5_small_eps.json"))
     before, after = load(results / "attacks_v3_small_eps.json"), load(results / small_name)
     if before and after:
         out += [f"## Issue 15: early-stopping attacks on their whole budget (L-inf eps {after['eps01']:g} on [0, 1])",
@@ -315,7 +311,7 @@ def build(results: pathlib.Path) -> str:
         if fgsm and fgsm[0] is not None:
             note += f" (CNN FGSM {fgsm[0]:.2f} in `{after_name}`)"
         out += target_table(before, after, "attacks_v3_small_eps.json", small_name, note=note + ".")
-    aa_files = ("autoattack_v7.json", "autoattack_v7_small_eps.json", "autoattack_v6.json",
+    aa_files = ("autoattack_v7.json", "autoattack_v6.json",
                 "autoattack_v6_small_eps.json", "autoattack_v5.json",
                 "autoattack_v5_small_eps.json", "autoattack_v4.json",
                 "autoattack_v4_small_eps.json", "autoattack_v4_small_eps_one_chunk.json")
@@ -346,8 +342,7 @@ def build(results: pathlib.Path) -> str:
     if profile:
         out += ["## Issue 15: where a CNN gradient's time goes on XLA:CPU (`cpu_profile.json`)", ""]
         out += profile_table(profile, "cpu_profile.json")
-    for name in ("attacks_v8.json", "attacks_v8_small_eps.json", "attacks_v7.json", "attacks_v7_small_eps.json",
-                 "attacks_v6.json",
+    for name in ("attacks_v8.json", "attacks_v7.json", "attacks_v7_small_eps.json", "attacks_v6.json",
                  "attacks_v5.json", "attacks_v5_small_eps.json",
                  "attacks_v4_small_eps.json",
                  "attacks_v3_small_eps.json", "attacks_v4.json",
