@@ -309,7 +309,7 @@ def for_active_chunks(fn: Callable[[Array, Array, Any], Any], carry, active: Arr
     return _over_chunks(on_chunk, carry, n_active, c=c, t=t)
 
 
-def for_active_runs(run_rows: Callable[[Array, Array, Array, Any], Any],
+def for_active_runs(run_rows: Callable[[Array, Array, Array, Any, Any], Any],
                     record: Callable[[Any, Array, Array, Any], Any], results, *, active: Callable[[Any], Array],
                     n_runs: int | Array, chunk_size: int, tail_chunk_size: int | None = None,
                     row_inputs: Callable[[Array, Array], Any] | None = None, pack: bool = True):
@@ -317,11 +317,13 @@ def for_active_runs(run_rows: Callable[[Array, Array, Array, Any], Any],
     ``active(results)`` (bool ``[B]``): restarts, and the target classes of APGD-T and FAB-T, where the
     reference runs each on the samples not fooled yet. Ends once no sample is active.
 
-    ``run_rows(rows, runs, valid, inputs)`` runs one chunk: row ``k`` is sample ``rows[k]`` in run
-    ``runs[k]`` (int ``[chunk]`` each), and ``inputs`` holds ``row_inputs(rows, runs)`` for those
-    rows (a pytree of per-row arrays, e.g. random starts drawn from the run and the sample; ``None``
+    ``run_rows(rows, runs, valid, inputs, superseded)`` runs one chunk: row ``k`` is sample ``rows[k]``
+    in run ``runs[k]`` (int ``[chunk]`` each), and ``inputs`` holds ``row_inputs(rows, runs)`` for
+    those rows (a pytree of per-row arrays, e.g. random starts drawn with :func:`run_keys`; ``None``
     without ``row_inputs``). It returns per-row outputs (a pytree of ``[chunk, ...]``) and must not
-    depend on the other rows of the chunk. ``record(results, rows, valid, outputs)`` writes one
+    depend on the other rows of the chunk, except that its loop should also stop the rows
+    ``superseded(settled)`` marks (bool ``[chunk] -> [chunk]``, see below; ``None`` where no two
+    runs can share a chunk). ``record(results, rows, valid, outputs)`` writes one
     run's rows into ``results`` (with :func:`scatter_rows`), leaving a sample that an earlier run
     settled as it is; it is called once per run of a chunk, in run order. ``row_inputs`` is
     evaluated once per round of runs, for ``B`` rows, outside the chunks: a random draw compiled
@@ -334,19 +336,20 @@ def for_active_runs(run_rows: Callable[[Array, Array, Array, Any], Any],
     nine). A sample settled by one of those runs still takes its rows in the later ones, which fill
     rows that would be padding; ``record``'s run order keeps its first success, so the results are
     those of running the runs one after another, and a run's loop should stop such rows once an
-    earlier run's row settles their sample (:func:`superseded`), so that packing never runs longer
-    than the runs one after another. ``pack=False`` runs one run at a time (tests).
+    earlier run's row settles their sample (the ``superseded`` given to ``run_rows``,
+    :func:`superseded` on the chunk's valid rows), so that packing never runs longer than the runs
+    one after another. ``pack=False`` runs one run at a time (tests).
     """
     b = active(results).shape[0]
     c, t = _chunk_and_tail(b, chunk_size, tail_chunk_size)
     n_slots = _n_slots(b, c, t)
+    packs = pack and not (isinstance(n_runs, int) and n_runs == 1)  # n_runs may be traced
 
     def next_runs(state):
         first, results = state
         now = active(results)
         n_active = jnp.sum(now, dtype=jnp.int32)
         per_run = jnp.maximum(n_active, 1)
-        packs = pack and not (isinstance(n_runs, int) and n_runs == 1)  # n_runs may be traced
         n_pack = jnp.clip(c // per_run, 1, n_runs - first) if packs else jnp.asarray(1, jnp.int32)
         order = jnp.argsort(~now, stable=True)
         n_items = n_active * n_pack
@@ -367,9 +370,10 @@ def for_active_runs(run_rows: Callable[[Array, Array, Array, Any], Any],
             valid = positions < n_items
             chunk_inputs = None if inputs is None else jax.tree_util.tree_map(
                 lambda a: lax.dynamic_slice_in_dim(a, start, size), inputs)
-            outputs = run_rows(rows, runs, valid, chunk_inputs)
             if not packs:
-                return record(results, rows, valid, outputs)
+                return record(results, rows, valid, run_rows(rows, runs, valid, chunk_inputs, None))
+            outputs = run_rows(rows, runs, valid, chunk_inputs,
+                               lambda settled: superseded(rows, runs, settled & valid))
             return fori_loop(0, n_pack, lambda j, res: record(res, rows, valid & (runs == first + j), outputs),
                              results)
 
@@ -381,6 +385,13 @@ def for_active_runs(run_rows: Callable[[Array, Array, Array, Any], Any],
 
     _, results = while_loop(runs_left, next_runs, (jnp.asarray(0, jnp.int32), results))
     return results
+
+
+def run_keys(key, rows: Array, runs: Array, batch: int) -> Array:
+    """One PRNG key per row of :func:`for_active_runs` (sample ``rows[k]`` of a batch of ``batch``, in
+    run ``runs[k]``), from ``key``, the run and the sample only: a row draws the same whatever chunk
+    it is run in, and with whichever rows."""
+    return jax.vmap(lambda row, run: jax.random.fold_in(key, run * batch + row))(rows, runs)
 
 
 def superseded(rows: Array, runs: Array, settled: Array) -> Array:

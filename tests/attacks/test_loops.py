@@ -231,7 +231,7 @@ def first_successes(success, *, chunk_size, tail_chunk_size=None, pack=True):
     (kept input, fooled, times each (sample, run) pair ran, chunks run)."""
     b, n_runs = success.shape
 
-    def run_rows(rows, runs, valid, inputs):
+    def run_rows(rows, runs, valid, inputs, _superseded):
         return success[rows, runs], inputs, jnp.zeros(rows.shape[0], jnp.int32).at[0].set(1)
 
     def record(results, rows, valid, outputs):

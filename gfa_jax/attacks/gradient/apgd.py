@@ -116,15 +116,15 @@ def _start_from_noise(norm: str, t: Array, x: Array, eps, bounds: Bounds) -> Arr
 
 def run_start(norm: str, key, rows: Array, runs: Array, x: Array, eps, bounds: Bounds, *, batch: int) -> Array:
     """Random starts of rows ``x`` (samples ``rows`` of a batch of ``batch``, in runs ``runs``), each
-    drawn from ``key``, its run and its sample index only: the same whatever chunk the row is run in."""
+    drawn from ``key``, its run and its sample index only (:func:`loops.run_keys`): the same whatever
+    chunk the row is run in."""
 
-    def noise(row, run):
-        k = jax.random.fold_in(key, run * batch + row)
+    def noise(k):
         if norm == "linf":
             return jax.random.uniform(k, x.shape[1:], x.dtype, -1.0, 1.0)
         return jax.random.normal(k, x.shape[1:], x.dtype)
 
-    return _start_from_noise(norm, jax.vmap(noise)(rows, runs), x, eps, bounds)
+    return _start_from_noise(norm, jax.vmap(noise)(loops.run_keys(key, rows, runs, batch)), x, eps, bounds)
 
 
 def apgd_single_run(
@@ -155,7 +155,7 @@ def apgd_single_run(
         a misclassified ``x_best_adv``.
       x_start: the starting points; ``None``: a random start drawn with ``key``.
       superseded: ``fooled [B] -> bool [B]``, samples to stop as well, given which are fooled (rows
-        whose sample an earlier run's row of a packed chunk fooled: :func:`loops.superseded`).
+        whose sample an earlier run's row of a packed chunk fooled: :func:`loops.for_active_runs`).
 
     Returns ``(x_max_loss, fooled, loss_best, x_best_adv)`` like the reference's
     ``attack_single_run`` (``fooled = ~acc``).
@@ -290,13 +290,12 @@ def run_with_restarts(
     fooled0 = jnp.zeros(b, bool) if fooled_init is None else fooled_init
     eps_b = jnp.broadcast_to(jnp.asarray(eps, x.dtype), (b,))
     chunk = loops.chunk_rows(b, chunk_size)
-    single_run = isinstance(n_runs, int) and n_runs == 1  # nothing to pack (n_runs may be traced)
 
-    def run_rows(rows, runs, valid, x_start):
+    def run_rows(rows, runs, valid, x_start, superseded):
         return apgd_single_run(
             make_loss(runs, rows), logits_fn, x[rows], y[rows], None, eps=eps_b[rows], bounds=bounds, norm=norm,
             n_iter=n_iter, rho=rho, targeted_success=targeted_success, done=~valid, x_start=x_start,
-            superseded=None if single_run else lambda fooled: loops.superseded(rows, runs, fooled & valid),
+            superseded=superseded,
         )
 
     def record(results, rows, valid, outputs):

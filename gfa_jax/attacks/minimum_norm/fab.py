@@ -182,7 +182,7 @@ def _fab_single_run(logits_fn: LogitsFn, x0: Array, y: Array, y_target: Array | 
     by an earlier run) or has a result within ``radius`` (:func:`loops.while_active`); a sample still
     without one runs exactly the iterations it would otherwise. ``None``: all ``n_iter`` iterations.
     ``superseded`` (with ``stop``): ``within_radius [B] -> bool [B]``, samples to stop as well
-    (:func:`loops.superseded`).
+    (:func:`loops.for_active_runs`).
     """
     bsz = x0.shape[0]
     flat0 = x0.reshape(bsz, -1)
@@ -265,23 +265,21 @@ def _fab_runs(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Boun
     chunk = loops.chunk_rows(bsz, chunk_size)
 
     def run_start(rows, runs):
-        def noise(row, run):  # drawn from the run and the sample only: the same in any chunk
-            return jax.random.uniform(jax.random.fold_in(key, run * bsz + row), x.shape[1:], x.dtype, -1.0, 1.0)
-
         u = u0[rows]
-        tr = jax.vmap(noise)(rows, runs)
+        if n_restarts == 1:  # every run starts at the clean point: nothing to draw
+            return u
+        tr = jax.vmap(lambda k: jax.random.uniform(k, x.shape[1:], x.dtype, -1.0, 1.0))(
+            loops.run_keys(key, rows, runs, bsz))
         tr = tr / _expand(per_sample_norm(tr, "inf") + 1e-12, u)
         rand_init = jnp.clip(u + _expand(eps_u[rows], u) * tr * 0.5, 0.0, 1.0)
         return jnp.where(_expand(runs % n_restarts > 0, u), rand_init, u)
 
-    def run_rows(rows, runs, valid, x_init):
+    def run_rows(rows, runs, valid, x_init, superseded):
         target_class = runs // n_restarts + 2
         y_target = order[rows, n_cls - target_class] if targeted else None
         stop = (~valid, eps_u[rows]) if bounded else None
-        packed = bounded and n_runs > 1
-        superseded = (lambda within: loops.superseded(rows, runs, within & valid)) if packed else None
         return _fab_single_run(f01, u0[rows], y[rows], y_target, x_init, n_iter=n_iter, alpha_max=alpha_max,
-                               eta=eta, beta=beta, stop=stop, superseded=superseded)
+                               eta=eta, beta=beta, stop=stop, superseded=superseded if bounded else None)
 
     def record(results, rows, valid, outputs):
         best_u, best_res, fooled = (a[rows] for a in results)
