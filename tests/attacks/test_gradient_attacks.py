@@ -19,6 +19,7 @@ from tiny_models import (
 
 from gfa_jax import attacks
 from gfa_jax.attacks.base import per_sample_norm
+from gfa_jax.attacks.gradient._resample import shrink_and_shift
 from gfa_jax.attacks.gradient.difgsm import input_diversity
 
 KEY = jax.random.key(0)
@@ -168,3 +169,28 @@ def test_input_diversity_shrinks_and_pads_each_sample_independently():
     # A 6x6 image shrunk to s in {3, 4, 5} covers s*s pixels (bilinear of a constant image is 1).
     covered = (diverse > 0.5).sum(axis=(1, 2, 3))
     assert set(covered.tolist()) <= {9, 16, 25} and len(set(covered.tolist())) > 1
+
+
+@pytest.mark.parametrize("shape, rate", [((16, 28, 28, 1), 0.9), ((16, 32, 32, 3), 0.9), ((16, 6, 9, 2), 0.5)])
+def test_shrink_and_shift_equals_scale_and_translate_in_value_and_gradient(shape, rate):
+    """The two-tap gathers (and their hand-written transpose) against jax.image's dense resampling."""
+    k_x, k_size, k_offset, k_cotangent = jax.random.split(jax.random.key(3), 4)
+    x = jax.random.uniform(k_x, shape, minval=-1.0, maxval=1.0)
+    full = jnp.array(shape[1:3], jnp.float32)
+    low = jnp.floor(rate * full)
+    size = low + jnp.floor(jax.random.uniform(k_size, (shape[0], 2)) * (full - low + 1))  # includes the identity
+    offset = jnp.floor(jax.random.uniform(k_offset, (shape[0], 2)) * (full - size + 1))
+    cotangent = jax.random.normal(k_cotangent, shape)
+
+    def reference(images):
+        one = lambda image, s, o: jax.image.scale_and_translate(
+            image, image.shape, (0, 1), s / full, o, "linear", antialias=False)
+        return jax.vmap(one)(images, size, offset)
+
+    expected, expected_vjp = jax.vjp(reference, x)
+    actual, actual_vjp = jax.vjp(lambda images: shrink_and_shift(images, size, offset), x)
+    assert bool(jnp.any(size < full)) and bool(jnp.any(size == full))
+    np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), atol=1e-4)
+    np.testing.assert_allclose(np.asarray(actual_vjp(cotangent)[0]), np.asarray(expected_vjp(cotangent)[0]), atol=1e-4)
+    identity = np.asarray(jnp.all(size == full, axis=1) & jnp.all(offset == 0, axis=1))
+    np.testing.assert_array_equal(np.asarray(actual)[identity], np.asarray(x)[identity])

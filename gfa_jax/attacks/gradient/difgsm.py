@@ -13,6 +13,7 @@ from gfa_jax.attacks.gradient._iterative import (
     require_images,
     step_size,
 )
+from gfa_jax.attacks.gradient._resample import shrink_and_shift
 from gfa_jax.attacks.base import (
     Array,
     Bounds,
@@ -23,30 +24,24 @@ from gfa_jax.attacks.base import (
 )
 
 
-def _diverse_image(key: Array, image: Array, resize_rate: float, diversity_prob) -> Array:
-    """One HWC image: with probability ``diversity_prob``, bilinearly shrink it to a random integer
-    size in ``[floor(rate * D), D)`` per spatial side ``D`` and zero-pad it back to ``D`` at a random
-    offset in ``[0, D - size)``; otherwise return it unchanged."""
+def _diverse_placement(key: Array, shape: tuple[int, int], resize_rate: float, diversity_prob) -> tuple[Array, Array]:
+    """One image's draw: with probability ``diversity_prob`` a random integer size in
+    ``[floor(rate * D), D)`` per spatial side ``D`` and a random offset in ``[0, D - size)``;
+    otherwise the full size at offset 0 (the identity)."""
     k_size, k_top, k_left, k_apply = jax.random.split(key, 4)
-    height, width = image.shape[:2]
+    full = jnp.array(shape, jnp.float32)
+    low = jnp.array([int(side * resize_rate) for side in shape], jnp.float32)
     fraction = jax.random.uniform(k_size)  # one draw: square images stay square, as in the paper
-
-    def random_size(side: int) -> Array:
-        low = int(side * resize_rate)
-        return low + jnp.floor(fraction * (side - low))
-
-    size = jnp.stack([random_size(height), random_size(width)])
-    room = jnp.array([height, width], image.dtype) - size
-    offset = jnp.floor(jnp.stack([jax.random.uniform(k_top), jax.random.uniform(k_left)]) * room)
-    # scale_and_translate samples the shrunk image at an offset and leaves zeros around it.
-    diverse = jax.image.scale_and_translate(
-        image, image.shape, (0, 1), size / jnp.array([height, width]), offset, "linear", antialias=False
-    )
-    return jnp.where(jax.random.bernoulli(k_apply, diversity_prob), diverse.astype(image.dtype), image)
+    size = low + jnp.floor(fraction * (full - low))
+    offset = jnp.floor(jnp.stack([jax.random.uniform(k_top), jax.random.uniform(k_left)]) * (full - size))
+    apply = jax.random.bernoulli(k_apply, diversity_prob)
+    return jnp.where(apply, size, full), jnp.where(apply, offset, 0.0)
 
 
 def input_diversity(key: Array, x: Array, resize_rate: float = 0.9, diversity_prob=0.5) -> Array:
-    """DI's random resize-and-pad of an NHWC batch, drawn independently per sample from ``key``.
+    """DI's random resize-and-pad of an NHWC batch, drawn independently per sample from ``key``:
+    with probability ``diversity_prob`` a sample is bilinearly shrunk to a random integer size and
+    zero-padded back to its shape at a random offset (:func:`_resample.shrink_and_shift`).
 
     The output keeps the input's shape (static), so only ``resize_rate <= 1`` is supported
     (torchattacks' ``resize_rate > 1`` grows the image, which a fixed-size model cannot take).
@@ -56,7 +51,9 @@ def input_diversity(key: Array, x: Array, resize_rate: float = 0.9, diversity_pr
     if not 0.0 < resize_rate <= 1.0:
         raise ValueError(f"resize_rate must be in (0, 1] to keep the input shape, got {resize_rate}.")
     keys = jax.random.split(key, x.shape[0])
-    return jax.vmap(lambda k, image: _diverse_image(k, image, resize_rate, diversity_prob))(keys, x)
+    place = lambda k: _diverse_placement(k, x.shape[1:3], resize_rate, diversity_prob)
+    size, offset = jax.vmap(place)(keys)
+    return shrink_and_shift(x, size, offset)
 
 
 @register("difgsm", norm="linf", test_kwargs={"steps": 3})
