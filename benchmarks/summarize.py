@@ -3,10 +3,11 @@
     .venv/bin/python benchmarks/summarize.py            # reads and writes results/benchmarks/
 
 Tables: issue 15's before / after runs (``attacks_v3_before.json`` vs the newest of
-``attacks_v8.json`` / ``attacks_v7.json`` / ``attacks_v6.json`` / ``attacks_v5.json``, the whole-budget runs
+``attacks_v9.json`` / ``attacks_v8.json`` / ``attacks_v7.json`` / ``attacks_v6.json`` / ``attacks_v5.json``, the whole-budget runs
 ``attacks_v3_small_eps.json`` vs ``attacks_v7_small_eps.json`` / ``attacks_v5_small_eps.json``,
-``train_step_cnn_v4_before.json`` vs ``train_step_cnn_v4.json``, and v3) with its targets marked met or not;
-AutoAttack against torchattacks (``autoattack_v7*.json`` back to ``autoattack_v4*.json``);
+``train_step_cnn_v4_before.json`` vs ``train_step_cnn_v4.json``, its re-run ``train_step_cnn_v5.json``, and v3) with
+its targets marked met or not; AutoAttack against torchattacks (``autoattack_v8.json`` back to ``autoattack_v4*.json``);
+DI2-FGSM's resampling, two ways (``resample.json``);
 attacks before (``attacks_<model>.json``, ``attacks_cnn_unrolled.json``) and after
 (``attacks_<model>_v2.json``) per model: JAX seconds, compile seconds, torchattacks seconds, the
 torch / JAX ratio (> 1: ours faster), efficiency against the measured matmul peak (``<=`` where the
@@ -236,6 +237,20 @@ def deep_step_table(before: dict, after: dict, before_name: str, after_name: str
                     "time, against the matmul peak measured in the same run; PyTorch's uses the same count.", ""]
 
 
+def resample_table(report: dict, name: str) -> list[str]:
+    """``resample.json``: DI2-FGSM's shrink-and-shift as two-tap gathers vs jax.image's dense matrices."""
+    lines = [f"From {run_facts(report, name)}.", "",
+             "| images | pass | gathers s | dense s | dense / gathers | max abs difference |", "|---|---|---|---|---|---|"]
+    for images, case in report["cases"].items():
+        for kind in ("forward", "gradient"):
+            gathers, dense = case[f"gathers/{kind}"], case[f"dense/{kind}"]
+            lines.append(f"| {images} {report['shapes'][images]} | {kind} | {gathers['steady_seconds_median'] * 1e3:.2f} ms "
+                         f"| {dense['steady_seconds_median'] * 1e3:.2f} ms | {case[f'dense_over_gathers_{kind}']:.2f} "
+                         f"| {case[f'max_abs_difference_{kind}']:.1e} |")
+    return lines + ["", "Both ways timed side by side in alternating rounds; half of the samples resized (DI's "
+                    "`diversity_prob` 0.5), the others left unchanged.", ""]
+
+
 def profile_table(report: dict, name: str) -> list[str]:
     """``cpu_profile.json``: seconds and page faults per call per variant, the slowest ops, the micro cases."""
     lines = [f"From {run_facts(report, name)}; batch {report['batch']}.", "",
@@ -271,6 +286,9 @@ AFTER = {
                        "packed several to a chunk once few samples are left); JAX and torch timed in alternating "
                        "rounds, each side at least one second of calls; every registered attack that torchattacks "
                        "also has.",
+    "attacks_v9.json": "session 11's code (session 10's, plus DI2-FGSM's per-sample shrink-and-shift as two-tap "
+                       "gathers with a gather-only gradient, `resample.json`); timed as `attacks_v8.json`; every "
+                       "registered attack that torchattacks also has.",
     "attacks_v7_small_eps.json": "session 9: each run (and Square's queries, with leftover samples in chunks of "
                                  "32) compacted to the samples still robust",
     "attacks_v5_small_eps.json": "session 8: each run (and Square's queries) compacted to the samples still robust",
@@ -288,7 +306,7 @@ def build(results: pathlib.Path) -> str:
            "Commands to regenerate them: `results/README.md`. All times are seconds per call (median);",
            "torch / JAX > 1 means ours is faster. Timings from runs on a loaded machine are only comparable",
            "within one file (side by side), not across files.", ""]
-    after_name = newest(results, ("attacks_v8.json", "attacks_v7.json", "attacks_v6.json", "attacks_v5.json"))
+    after_name = newest(results, ("attacks_v9.json", "attacks_v8.json", "attacks_v7.json", "attacks_v6.json", "attacks_v5.json"))
     before, after = load(results / "attacks_v3_before.json"), load(results / after_name)
     if before and after:
         out += ["## Issue 15: attacks vs torchattacks, before and after", "",
@@ -311,7 +329,7 @@ def build(results: pathlib.Path) -> str:
         if fgsm and fgsm[0] is not None:
             note += f" (CNN FGSM {fgsm[0]:.2f} in `{after_name}`)"
         out += target_table(before, after, "attacks_v3_small_eps.json", small_name, note=note + ".")
-    aa_files = ("autoattack_v7.json", "autoattack_v6.json",
+    aa_files = ("autoattack_v8.json", "autoattack_v7.json", "autoattack_v6.json",
                 "autoattack_v6_small_eps.json", "autoattack_v5.json",
                 "autoattack_v5_small_eps.json", "autoattack_v4.json",
                 "autoattack_v4_small_eps.json", "autoattack_v4_small_eps_one_chunk.json")
@@ -325,6 +343,9 @@ def build(results: pathlib.Path) -> str:
                 out += [f"### `{name}` (L-inf eps {report['eps01']:g} on [0, 1], chunks of "
                         f"{report.get('chunk_rows', '?')})", ""] + attack_table(report, name)
     deep_step_runs = (
+        ("train_step_cnn_v4.json", "train_step_cnn_v5.json", "the DEEP GFA train step, re-run in session 11",
+         "Before = session 8's run of session 8's code; after = the same step (no change to the model, the loss "
+         "or the train step since), run again in session 11: the difference between the two is this VM's drift."),
         ("train_step_cnn_v4_before.json", "train_step_cnn_v4.json",
          "the DEEP GFA train step vs PyTorch's double backward",
          "Before = main at c88aefb (`git worktree`, session 7's end); after = session 8's code (max pooling's "
@@ -338,11 +359,14 @@ def build(results: pathlib.Path) -> str:
         if before and after:
             out += [f"## Issue 15: {title}", "", description, ""]
             out += deep_step_table(before, after, before_name, after_name)
+    resample = load(results / "resample.json")
+    if resample:
+        out += ["## Issue 15: DI2-FGSM's resize-and-pad (`resample.json`)", ""] + resample_table(resample, "resample.json")
     profile = load(results / "cpu_profile.json")
     if profile:
         out += ["## Issue 15: where a CNN gradient's time goes on XLA:CPU (`cpu_profile.json`)", ""]
         out += profile_table(profile, "cpu_profile.json")
-    for name in ("attacks_v8.json", "attacks_v7.json", "attacks_v7_small_eps.json", "attacks_v6.json",
+    for name in ("attacks_v9.json", "attacks_v8.json", "attacks_v7.json", "attacks_v7_small_eps.json", "attacks_v6.json",
                  "attacks_v5.json", "attacks_v5_small_eps.json",
                  "attacks_v4_small_eps.json",
                  "attacks_v3_small_eps.json", "attacks_v4.json",
