@@ -97,6 +97,8 @@ resample_axis.defvjp(_resample_fwd, _resample_bwd)
 def shrink_and_shift(images: Array, size: Array, offset: Array) -> Array:
     """Bilinearly shrink each NHWC image to ``size[b] = (height, width)`` and place it at ``offset[b]``
     on a zero canvas of the input's shape; ``size == (H, W)`` with offset 0 is the identity.
+    Each ``size`` must be at most ``(H, W)`` (a shrink): the gradient relies on it and cannot check
+    a traced size, so callers validate it (``difgsm.input_diversity`` requires ``resize_rate <= 1``).
 
     Equals ``jax.image.scale_and_translate(image, image.shape, (0, 1), size / (H, W), offset,
     "linear", antialias=False)`` per image (to float rounding), in value and gradient.
