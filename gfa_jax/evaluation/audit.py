@@ -128,7 +128,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.tree_util import Partial
 
-from gfa_jax import attacks
+from gfa_jax import attacks, random_draws
 from gfa_jax.attacks import base
 from gfa_jax.attacks.gradient.apgd import run_with_restarts
 from gfa_jax.losses import cross_entropy
@@ -279,11 +279,11 @@ def _direction(grad: Array, norm: str) -> Array:
 
 def _random_start(key, x: Array, eps, norm: str, bounds) -> Array:
     if norm == "linf":
-        noise = jax.random.uniform(key, x.shape, x.dtype, -1.0, 1.0) * eps
+        noise = random_draws.uniform(key, x.shape, x.dtype, -1.0, 1.0) * eps
     else:
         k_dir, k_rad = jax.random.split(key)
         radius = jax.random.uniform(k_rad, (x.shape[0],), x.dtype) * eps
-        noise = base.normalize_l2(jax.random.normal(k_dir, x.shape, x.dtype)) * _per_sample(radius, x)
+        noise = base.normalize_l2(random_draws.normal(k_dir, x.shape, x.dtype)) * _per_sample(radius, x)
     return base.clip_to_bounds(x + noise, bounds)
 
 
@@ -453,7 +453,7 @@ def _finite_difference_check(logits_fn, x, y, key, *, n_directions, bounds):
     _, grad = base.input_gradient(lambda z, _y: margin_fn(z), x, y)
 
     def along(direction_key):
-        v = jax.random.rademacher(direction_key, x.shape, x.dtype)
+        v = random_draws.rademacher(direction_key, x.shape, x.dtype)
         autodiff = jnp.sum((grad * v).reshape(x.shape[0], -1), -1)
         return autodiff, (margin_fn(x + h * v) - margin_fn(x - h * v)) / (2 * h)
 

@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gfa_jax import random_draws
 from gfa_jax.attacks import loops
 from gfa_jax.attacks.base import (
     Array,
@@ -185,7 +186,7 @@ def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
 
     k_init, k_loop = jax.random.split(key)
     if norm == "linf":
-        signs = jax.random.rademacher(k_init, (b, 1, w, c), dtype=x.dtype)
+        signs = random_draws.rademacher(k_init, (b, 1, w, c), x.dtype)
         x_best = clip_to_bounds(x4 + eps_b * signs, bounds)
     elif norm == "l2":
         s0 = max(h // 5, 1)
@@ -199,7 +200,7 @@ def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
                 blk[vh:vh + s0, vw:vw + s0] = pattern
                 blocks.append(blk[:h, :w])
         blocks = jnp.asarray(np.stack(blocks))  # [n_blocks, h, w]
-        signs = jax.random.rademacher(k_init, (b, blocks.shape[0], c), dtype=x.dtype)
+        signs = random_draws.rademacher(k_init, (b, blocks.shape[0], c), x.dtype)
         delta_init = jnp.einsum("nhw,bnc->bhwc", blocks, signs)
         x_best = clip_to_bounds(x4 + normalize_l2(delta_init) * eps_b, bounds)
     else:
@@ -220,7 +221,7 @@ def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
         vw = _random_pos(k2, b, w, s)
         mask1 = _window_mask(vh, vw, s, h, w)
         if norm == "linf":
-            sign = jax.random.rademacher(k3, (b, 1, 1, c), dtype=x.dtype)
+            sign = random_draws.rademacher(k3, (b, 1, 1, c), x.dtype)
             x_new = x_best + jnp.where(mask1, 2.0 * eps_b * sign, 0.0)
             x_new = clip_to_bounds(jnp.clip(x_new, x4 - eps_b, x4 + eps_b), bounds)
         else:
@@ -242,7 +243,7 @@ def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
             eta_s = table[s]
             flip = jax.random.bernoulli(k6, 0.5, (b, 1, 1))
             pat = jnp.where(flip, eta_s[lc_i, lr_i], eta_s[lr_i, lc_i])[..., None]  # [B, h, w, 1]
-            sign = jax.random.rademacher(k3, (b, 1, 1, c), dtype=x.dtype)
+            sign = random_draws.rademacher(k3, (b, 1, 1, c), x.dtype)
             new = jnp.where(mask1, pat * sign + delta_curr / (1e-12 + norms_window_1), 0.0)
             new_norm = jnp.sqrt(jnp.sum(jnp.square(new), axis=(1, 2), keepdims=True))
             new = new / (1e-12 + new_norm) * jnp.sqrt(

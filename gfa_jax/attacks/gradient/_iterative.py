@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gfa_jax import random_draws
 from gfa_jax.attacks import loops
 from gfa_jax.attacks.base import (
     Array,
@@ -84,14 +85,14 @@ def objective_gradient(logits_fn: LogitsFn, y: Array, loss: str, targeted: bool)
 
 def uniform_linf_start(key: Array, x: Array, eps, bounds: Bounds) -> Array:
     """``clip(x + U(-eps, eps))``: Madry et al.'s random start, inside the L-inf ball and the box."""
-    noise = jax.random.uniform(key, x.shape, x.dtype, -1.0, 1.0) * _expand(eps, x)
+    noise = random_draws.uniform(key, x.shape, x.dtype, -1.0, 1.0) * _expand(eps, x)
     return clip_to_bounds(x + noise, bounds)
 
 
 def random_l2_start(key: Array, x: Array, eps, bounds: Bounds) -> Array:
     """torchattacks' PGD-L2 start: a Gaussian direction scaled to radius ``eps * U(0, 1)``."""
     k_direction, k_radius = jax.random.split(key)
-    direction = normalize_l2(jax.random.normal(k_direction, x.shape, x.dtype))
+    direction = normalize_l2(random_draws.normal(k_direction, x.shape, x.dtype))
     radius = jax.random.uniform(k_radius, (x.shape[0],), x.dtype) * jnp.asarray(eps, x.dtype)
     return clip_to_bounds(x + direction * _expand(radius, x), bounds)
 

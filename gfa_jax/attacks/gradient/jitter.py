@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from gfa_jax import random_draws
 from gfa_jax.attacks.gradient._iterative import (
     DEFAULT_UNROLL,
     RANGE_WIDTH,
@@ -37,7 +38,7 @@ def jitter_objective(logits_fn: LogitsFn, x: Array, loss: str, targeted: bool, s
         logits = logits_fn(x_adv)
         logits_norm = jnp.max(jnp.abs(logits), axis=-1, keepdims=True)
         jittered = jax.nn.softmax(scale * logits / jnp.maximum(logits_norm, jnp.finfo(logits.dtype).tiny), axis=-1)
-        jittered = jittered + std * jax.random.normal(key, jittered.shape, jittered.dtype)
+        jittered = jittered + std * random_draws.normal(key, jittered.shape, jittered.dtype)
         cost = sign * loss_fn(jittered, y)
         prediction = jnp.argmax(logits, axis=-1)
         fooled = prediction == y if targeted else prediction != y

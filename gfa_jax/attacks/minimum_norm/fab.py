@@ -47,6 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gfa_jax import random_draws
 from gfa_jax.attacks import loops
 from gfa_jax.attacks.base import (
     Array,
@@ -268,7 +269,7 @@ def _fab_runs(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, bounds: Boun
         u = u0[rows]
         if n_restarts == 1:  # every run starts at the clean point: nothing to draw
             return u
-        tr = jax.vmap(lambda k: jax.random.uniform(k, x.shape[1:], x.dtype, -1.0, 1.0))(
+        tr = jax.vmap(lambda k: random_draws.uniform(k, x.shape[1:], x.dtype, -1.0, 1.0))(
             loops.run_keys(key, rows, runs, bsz))
         tr = tr / _expand(per_sample_norm(tr, "inf") + 1e-12, u)
         rand_init = jnp.clip(u + _expand(eps_u[rows], u) * tr * 0.5, 0.0, 1.0)
