@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.extend import core as jex
+from jax.extend import source_info_util
 
 Array = jax.Array
 
@@ -130,15 +131,18 @@ def _evaluate(jaxpr: jex.Jaxpr, consts, args) -> list:
         env[var] = value
     for eqn in jaxpr.eqns:
         invals = [read(v) for v in eqn.invars]
-        if eqn.primitive.name == _CONV and not is_canonical(eqn.params["dimension_numbers"], invals[0].ndim):
-            outs = [canonical_conv(*invals, **eqn.params)]
-        else:
-            params = eqn.params if eqn.primitive.name in _OPAQUE else {
-                k: _rewrite_param(v) for k, v in eqn.params.items()}
-            with eqn.ctx.manager:
+        # Each re-emitted operation keeps its own source line and name stack (as jax.core.eval_jaxpr
+        # does), so that HLO dumps and profiles name the attack's code, not this loop.
+        name_stack = source_info_util.current_name_stack() + eqn.source_info.name_stack
+        with source_info_util.user_context(eqn.source_info.traceback, name_stack=name_stack), eqn.ctx.manager:
+            if eqn.primitive.name == _CONV and not is_canonical(eqn.params["dimension_numbers"], invals[0].ndim):
+                outs = [canonical_conv(*invals, **eqn.params)]
+            else:
+                params = eqn.params if eqn.primitive.name in _OPAQUE else {
+                    k: _rewrite_param(v) for k, v in eqn.params.items()}
                 outs = eqn.primitive.bind(*invals, **eqn.primitive.get_bind_params(params))
-            if not eqn.primitive.multiple_results:
-                outs = [outs]
+                if not eqn.primitive.multiple_results:
+                    outs = [outs]
         for var, value in zip(eqn.outvars, outs):
             if not isinstance(var, jex.DropVar):
                 env[var] = value

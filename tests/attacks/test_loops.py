@@ -76,6 +76,24 @@ def test_canonical_convolutions_reach_inside_loops():
     chex.assert_trees_all_close(jax.jit(looped)(x), jax.lax.fori_loop(0, 3, body, x), rtol=1e-5, atol=1e-6)
 
 
+def test_rewritten_loop_bodies_keep_their_source_lines():
+    # HLO dumps and profiles name an operation by its source line: after the rewrite, every
+    # operation of the body must still point at the body's own code, not at loops.py.
+    logits_fn = tiny_cnn(jax.random.key(0))
+    x = jax.random.uniform(jax.random.key(1), (3, 6, 6, 1), minval=-1, maxval=1)
+
+    def body(_, v):
+        return v + 0.01 * jax.grad(lambda z: jnp.sum(jnp.tanh(logits_fn(z))[:, 0]))(v)
+
+    loop = next(e for e in jax.make_jaxpr(lambda v: loops.fori_loop(0, 3, body, v))(x).jaxpr.eqns
+                if e.primitive.name in ("while", "scan"))
+    inner = next(v for v in loop.params.values() if isinstance(v, jax.extend.core.ClosedJaxpr)
+                 and any(e.primitive.name == "conv_general_dilated" for e in v.jaxpr.eqns))
+    places = {jax.extend.source_info_util.summarize(e.source_info) for e in inner.jaxpr.eqns}
+    assert not any(loops.__file__ in p for p in places), places
+    assert any("test_loops.py" in p and "logits_fn" in p for p in places), places
+
+
 def test_while_active_stops_when_no_sample_is_active():
     def step(state):
         count, value = state
