@@ -32,7 +32,7 @@ from gfa_jax.attacks.ensemble.autoattack import (
     run_member,
 )
 from gfa_jax.attacks.minimum_norm.fab import fab_bounded, fab_minimum_norm
-from gfa_jax.attacks.black_box.square import square_single_run
+from gfa_jax.attacks.black_box.square import _query_draws, _random_pos, square_single_run
 
 BOUNDS = (-1.0, 1.0)
 N = 64
@@ -226,6 +226,21 @@ def test_apgd_t_at_least_as_strong_as_apgd_ce_and_reaches_targets(mlp):
 
 
 # ----------------------------------------------------------------------------- Square
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_square_query_draws_cover_every_position_and_both_signs(norm):
+    b, c, size, s = 4000, 3, 8, 3
+    draws = _query_draws(jax.random.key(4), norm, b, c)
+    assert draws["sign"].shape == (b, 1, 1, c)
+    assert set(np.unique(np.asarray(draws["sign"])).tolist()) == {-1.0, 1.0}
+    assert abs(float(jnp.mean(draws["sign"]))) < 0.05
+    for name in ("vh", "vw") + (("vh2", "vw2") if norm == "l2" else ()):
+        positions = np.asarray(_random_pos(draws[name], size, s))
+        counts = np.bincount(positions, minlength=size - s + 1)  # the reference's randint(0, size - s)
+        assert len(counts) == size - s + 1 and counts[-1] == 0 and counts[:-1].min() > 0.8 * b / (size - s)
+    # the quantities are drawn independently of one another
+    assert abs(np.corrcoef(np.asarray(draws["vh"]), np.asarray(draws["vw"]))[0, 1]) < 0.05
 
 
 @pytest.mark.parametrize("norm,eps", [("linf", 0.25), ("l2", 1.5)])

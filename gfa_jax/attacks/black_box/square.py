@@ -123,10 +123,21 @@ def _window_mask(vh: Array, vw: Array, s, h: int, w: int) -> Array:
     return (mh[:, :, None] & mw[:, None, :])[..., None]
 
 
-def _random_pos(key, b: int, size: int, s) -> Array:
-    """The reference's ``random_int(0, size - s)``: ``floor(u * (size - s))``."""
-    u = jax.random.uniform(key, (b,))
+def _random_pos(u: Array, size: int, s) -> Array:
+    """The reference's ``random_int(0, size - s)`` from uniform draws ``u``: ``floor(u * (size - s))``."""
     return jnp.floor(u * (size - s)).astype(jnp.int32)
+
+
+def _query_draws(key, norm: str, b: int, c: int) -> dict[str, Array]:
+    """A query's random numbers for every sample, from one uniform draw: the window positions
+    (``vh, vw``; L2 also the second window's ``vh2, vw2`` and the pattern's transposition ``flip``)
+    and one sign per channel (``[B, 1, 1, C]``). One draw, not one per quantity: each threefry draw
+    is a loop of its own in the compiled program (six per L2 query cost Square ~0.3 s of compile)."""
+    names = ("vh", "vw") if norm == "linf" else ("vh", "vw", "vh2", "vw2", "flip")
+    u = random_draws.uniform(key, (len(names) + c, b))
+    draws = dict(zip(names, u))
+    draws["sign"] = jnp.where(u[len(names):].T < 0.5, -1.0, 1.0).reshape(b, 1, 1, c)
+    return draws
 
 
 def _to_4d(x: Array) -> Array:
@@ -214,20 +225,20 @@ def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
 
     def body(carry):
         i, x_best, margin_min, loss_min = carry
-        s, k = sizes[i], keys[i]
-        k1, k2, k3, k4, k5, k6 = jax.random.split(k, 6)
+        s = sizes[i]
+        draws = _query_draws(keys[i], norm, b, c)
+        sign = draws["sign"].astype(x.dtype)
         active = (margin_min > 0.0) & ~done
-        vh = _random_pos(k1, b, h, s)
-        vw = _random_pos(k2, b, w, s)
+        vh = _random_pos(draws["vh"], h, s)
+        vw = _random_pos(draws["vw"], w, s)
         mask1 = _window_mask(vh, vw, s, h, w)
         if norm == "linf":
-            sign = random_draws.rademacher(k3, (b, 1, 1, c), x.dtype)
             x_new = x_best + jnp.where(mask1, 2.0 * eps_b * sign, 0.0)
             x_new = clip_to_bounds(jnp.clip(x_new, x4 - eps_b, x4 + eps_b), bounds)
         else:
             delta_curr = x_best - x4
-            vh2 = _random_pos(k4, b, h, s)
-            vw2 = _random_pos(k5, b, w, s)
+            vh2 = _random_pos(draws["vh2"], h, s)
+            vw2 = _random_pos(draws["vw2"], w, s)
             mask2 = _window_mask(vh2, vw2, s, h, w)
             m1 = mask1.astype(x.dtype)
             mask_image = (mask1 | mask2).astype(x.dtype)
@@ -241,9 +252,8 @@ def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
             lr_i = jnp.clip(lr, 0, s_max - 1)[:, :, None]
             lc_i = jnp.clip(lc, 0, s_max - 1)[:, None, :]
             eta_s = table[s]
-            flip = jax.random.bernoulli(k6, 0.5, (b, 1, 1))
+            flip = (draws["flip"] < 0.5)[:, None, None]
             pat = jnp.where(flip, eta_s[lc_i, lr_i], eta_s[lr_i, lc_i])[..., None]  # [B, h, w, 1]
-            sign = random_draws.rademacher(k3, (b, 1, 1, c), x.dtype)
             new = jnp.where(mask1, pat * sign + delta_curr / (1e-12 + norms_window_1), 0.0)
             new_norm = jnp.sqrt(jnp.sum(jnp.square(new), axis=(1, 2), keepdims=True))
             new = new / (1e-12 + new_norm) * jnp.sqrt(
