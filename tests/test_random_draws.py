@@ -12,8 +12,8 @@ KEY = jax.random.key(3)
 SHAPES = [(), (5,), (4, 7), (2, 1, 6, 3), (3, 8, 8, 3), (2, 0, 3)]
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=str)
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["f32", "bf16"])
+@pytest.mark.parametrize("shape,dtype", [(shape, jnp.float32) for shape in SHAPES] + [((3, 8, 8, 3), jnp.bfloat16)],
+                         ids=lambda v: getattr(v, "__name__", str(v)))
 def test_flat_draws_equal_jax_random_bit_for_bit(shape, dtype):
     pairs = {
         "uniform": (random_draws.uniform(KEY, shape, dtype, -1.0, 2.0),
