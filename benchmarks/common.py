@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gfa_jax import allocator
+from gfa_jax import allocator, files
 
 
 def machine_info() -> dict:
@@ -138,5 +138,5 @@ def emit_report(report: dict, out: str | None, load_start: list[float]) -> None:
     report["load_average"] = {"start": load_start, "end": list(os.getloadavg())}
     text = json.dumps(report, indent=2)
     if out:
-        pathlib.Path(out).write_text(text + "\n")
+        files.write_text_atomic(pathlib.Path(out), text + "\n")  # a killed run leaves the old file whole
     print(text)

@@ -20,6 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from gfa_jax import files  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).resolve().parents[1] / "results" / "benchmarks"
 
@@ -408,7 +413,7 @@ def main() -> None:
     parser.add_argument("--results", default=str(RESULTS))
     args = parser.parse_args()
     results = pathlib.Path(args.results)
-    (results / "README.md").write_text(build(results))
+    files.write_text_atomic(results / "README.md", build(results))
     print(f"wrote {results / 'README.md'}")
 
 
