@@ -3,7 +3,8 @@ and no imports of our own modules hidden inside functions.
 
 Layers, lowest first (a module may import its own layer and the ones below):
 
-    0  foundation     gfa_jax (package), allocator, losses, data, files, console, augmentation
+    0  foundation     gfa_jax (package), allocator, losses, data, files, console, augmentation,
+                      random_draws
     1  building blocks models, attacks
     2  configuration  config, paper_configs, hyperparameters
     3  defenses       defenses (and gfa, the GFA term's stable import path)
@@ -28,7 +29,7 @@ PACKAGE_ROOT = pathlib.Path(gfa_jax.__file__).parent
 
 LAYERS = (
     ("gfa_jax", "gfa_jax.allocator", "gfa_jax.losses", "gfa_jax.data", "gfa_jax.files", "gfa_jax.console",
-     "gfa_jax.augmentation"),
+     "gfa_jax.augmentation", "gfa_jax.random_draws"),
     ("gfa_jax.models", "gfa_jax.attacks"),
     ("gfa_jax.config", "gfa_jax.paper_configs", "gfa_jax.hyperparameters"),
     ("gfa_jax.defenses", "gfa_jax.gfa"),
