@@ -220,13 +220,12 @@ def square_single_run(logits_fn: LogitsFn, x: Array, y: Array, key, *, eps, boun
     margin_init, loss_init = margin_and_loss(x_best, y)
     done = jnp.zeros((b,), bool) if done is None else done
     sizes = jnp.asarray(square_sizes(norm, n_queries, h, w, c, p_init, rescale_schedule))
-    keys = jax.random.split(k_loop, n_queries)
     table = jnp.asarray(_eta_table(min(h, w))) if norm == "l2" else None
 
     def body(carry):
         i, x_best, margin_min, loss_min = carry
         s = sizes[i]
-        draws = _query_draws(keys[i], norm, b, c)
+        draws = _query_draws(jax.random.fold_in(k_loop, i), norm, b, c)  # a scalar hash, not n_queries keys
         sign = draws["sign"].astype(x.dtype)
         active = (margin_min > 0.0) & ~done
         vh = _random_pos(draws["vh"], h, s)
