@@ -3,11 +3,12 @@
     .venv/bin/python benchmarks/summarize.py            # reads and writes results/benchmarks/
 
 Tables: issue 15's before / after runs (``attacks_v3_before.json`` vs the newest of
-``attacks_v9.json`` / ``attacks_v8.json`` / ``attacks_v7.json`` / ``attacks_v6.json`` / ``attacks_v5.json``, the whole-budget runs
+``attacks_v10.json`` / ``attacks_v9.json`` / ``attacks_v8.json`` / ``attacks_v7.json`` / ``attacks_v6.json`` / ``attacks_v5.json``, the whole-budget runs
 ``attacks_v3_small_eps.json`` vs ``attacks_v7_small_eps.json`` / ``attacks_v5_small_eps.json``,
 ``train_step_cnn_v4_before.json`` vs ``train_step_cnn_v4.json``, its re-run ``train_step_cnn_v5.json``, and v3) with
-its targets marked met or not; AutoAttack against torchattacks (``autoattack_v8.json`` back to ``autoattack_v4*.json``);
-DI2-FGSM's resampling, two ways (``resample.json``);
+its targets marked met or not; AutoAttack against torchattacks (``autoattack_v9.json`` back to ``autoattack_v4*.json``);
+DI2-FGSM's resampling, two ways (``resample.json``); random draws' compile time, shaped vs flat
+(``random_compile.json``);
 attacks before (``attacks_<model>.json``, ``attacks_cnn_unrolled.json``) and after
 (``attacks_<model>_v2.json``) per model: JAX seconds, compile seconds, torchattacks seconds, the
 torch / JAX ratio (> 1: ours faster), efficiency against the measured matmul peak (``<=`` where the
@@ -256,6 +257,26 @@ def resample_table(report: dict, name: str) -> list[str]:
                     "`diversity_prob` 0.5), the others left unchanged.", ""]
 
 
+def random_compile_table(report: dict, name: str) -> list[str]:
+    """``random_compile.json``: compile seconds of jax.random's shaped draws vs the same draws made flat."""
+    lines = [f"From {run_facts(report, name)}; batch {report['batch']}, threefry partitionable "
+             f"{report['threefry_partitionable']}.", "",
+             "| program | compile s, shaped (median, min) | compile s, flat (median, min) | shaped / flat "
+             "| fused kernels | run s per call, shaped / flat | same output |", "|---|---|---|---|---|---|---|"]
+    for section in ("draws", "attacks"):
+        for program, row in report[section].items():
+            shaped, flat = row["shaped"], row["flat"]
+            steady = (f"{shaped['steady_seconds_median'] * 1e3:.2f} / {flat['steady_seconds_median'] * 1e3:.2f} ms"
+                      if "steady_seconds_median" in flat else "-")
+            lines.append(f"| {program} | {shaped['compile_seconds_median']:.2f} ({shaped['compile_seconds_min']:.2f}) "
+                         f"| {flat['compile_seconds_median']:.2f} ({flat['compile_seconds_min']:.2f}) "
+                         f"| {row['shaped_over_flat']:.2f} | {flat['fused_kernels']} | {steady} "
+                         f"| {'yes' if row['same_output'] else 'NO'} |")
+    return lines + ["", "Compile: `lower().compile()` of a fresh program, tracing excluded, the two ways alternating. "
+                    "In the attacks, `shaped` is the same library with `gfa_jax.random_draws` swapped for "
+                    "jax.random's draws while tracing.", ""]
+
+
 def profile_table(report: dict, name: str) -> list[str]:
     """``cpu_profile.json``: seconds and page faults per call per variant, the slowest ops, the micro cases."""
     lines = [f"From {run_facts(report, name)}; batch {report['batch']}.", "",
@@ -294,6 +315,9 @@ AFTER = {
     "attacks_v9.json": "session 11's code (session 10's, plus DI2-FGSM's per-sample shrink-and-shift as two-tap "
                        "gathers with a gather-only gradient, `resample.json`); timed as `attacks_v8.json`; every "
                        "registered attack that torchattacks also has.",
+    "attacks_v10.json": "session 12's code (session 11's, plus random draws made flat, `random_compile.json`; "
+                        "APGD's start evaluated inside its loop; Square's query draws from one draw); timed as "
+                        "`attacks_v9.json`; every registered attack that torchattacks also has.",
     "attacks_v7_small_eps.json": "session 9: each run (and Square's queries, with leftover samples in chunks of "
                                  "32) compacted to the samples still robust",
     "attacks_v5_small_eps.json": "session 8: each run (and Square's queries) compacted to the samples still robust",
@@ -311,7 +335,7 @@ def build(results: pathlib.Path) -> str:
            "Commands to regenerate them: `results/README.md`. All times are seconds per call (median);",
            "torch / JAX > 1 means ours is faster. Timings from runs on a loaded machine are only comparable",
            "within one file (side by side), not across files.", ""]
-    after_name = newest(results, ("attacks_v9.json", "attacks_v8.json", "attacks_v7.json", "attacks_v6.json", "attacks_v5.json"))
+    after_name = newest(results, ("attacks_v10.json", "attacks_v9.json", "attacks_v8.json", "attacks_v7.json", "attacks_v6.json", "attacks_v5.json"))
     before, after = load(results / "attacks_v3_before.json"), load(results / after_name)
     if before and after:
         out += ["## Issue 15: attacks vs torchattacks, before and after", "",
@@ -334,7 +358,7 @@ def build(results: pathlib.Path) -> str:
         if fgsm and fgsm[0] is not None:
             note += f" (CNN FGSM {fgsm[0]:.2f} in `{after_name}`)"
         out += target_table(before, after, "attacks_v3_small_eps.json", small_name, note=note + ".")
-    aa_files = ("autoattack_v8.json", "autoattack_v7.json", "autoattack_v6.json",
+    aa_files = ("autoattack_v9.json", "autoattack_v8.json", "autoattack_v7.json", "autoattack_v6.json",
                 "autoattack_v6_small_eps.json", "autoattack_v5.json",
                 "autoattack_v5_small_eps.json", "autoattack_v4.json",
                 "autoattack_v4_small_eps.json", "autoattack_v4_small_eps_one_chunk.json")
@@ -367,11 +391,15 @@ def build(results: pathlib.Path) -> str:
     resample = load(results / "resample.json")
     if resample:
         out += ["## Issue 15: DI2-FGSM's resize-and-pad (`resample.json`)", ""] + resample_table(resample, "resample.json")
+    random_compile = load(results / "random_compile.json")
+    if random_compile:
+        out += ["## Issue 15: compile time of random draws (`random_compile.json`)", ""]
+        out += random_compile_table(random_compile, "random_compile.json")
     profile = load(results / "cpu_profile.json")
     if profile:
         out += ["## Issue 15: where a CNN gradient's time goes on XLA:CPU (`cpu_profile.json`)", ""]
         out += profile_table(profile, "cpu_profile.json")
-    for name in ("attacks_v9.json", "attacks_v8.json", "attacks_v7.json", "attacks_v7_small_eps.json", "attacks_v6.json",
+    for name in ("attacks_v10.json", "attacks_v9.json", "attacks_v8.json", "attacks_v7.json", "attacks_v7_small_eps.json", "attacks_v6.json",
                  "attacks_v5.json", "attacks_v5_small_eps.json",
                  "attacks_v4_small_eps.json",
                  "attacks_v3_small_eps.json", "attacks_v4.json",
