@@ -5,7 +5,7 @@
 Tables: issue 15's before / after runs (``attacks_v3_before.json`` vs the newest of
 ``attacks_v10.json`` / ``attacks_v9.json`` / ``attacks_v8.json`` / ``attacks_v7.json`` / ``attacks_v6.json`` / ``attacks_v5.json``, the whole-budget runs
 ``attacks_v3_small_eps.json`` vs ``attacks_v7_small_eps.json`` / ``attacks_v5_small_eps.json``,
-``train_step_cnn_v4_before.json`` vs ``train_step_cnn_v4.json``, its re-run ``train_step_cnn_v5.json``, and v3) with
+``train_step_cnn_v4_before.json`` vs ``train_step_cnn_v4.json``, its re-runs ``train_step_cnn_v5.json`` and ``train_step_cnn_v6.json``, and v3) with
 its targets marked met or not; AutoAttack against torchattacks (``autoattack_v9.json`` back to ``autoattack_v4*.json``);
 DI2-FGSM's resampling, two ways (``resample.json``); random draws' compile time, shaped vs flat
 (``random_compile.json``);
@@ -372,6 +372,9 @@ def build(results: pathlib.Path) -> str:
                 out += [f"### `{name}` (L-inf eps {report['eps01']:g} on [0, 1], chunks of "
                         f"{report.get('chunk_rows', '?')})", ""] + attack_table(report, name)
     deep_step_runs = (
+        ("train_step_cnn_v5.json", "train_step_cnn_v6.json", "the DEEP GFA train step, re-run in session 12",
+         "Before = session 11's run; after = the same step (no change to the model, the loss or the train step "
+         "since session 8), run again in session 12: the step time is the same, the measured matmul peak is not."),
         ("train_step_cnn_v4.json", "train_step_cnn_v5.json", "the DEEP GFA train step, re-run in session 11",
          "Before = session 8's run of session 8's code; after = the same step (no change to the model, the loss "
          "or the train step since), run again in session 11: the difference between the two is this VM's drift."),
